@@ -1,0 +1,1 @@
+"""The `msjoe` command line: one sub-module per command group, each exposing `register(subparsers)`."""

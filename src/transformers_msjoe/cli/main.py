@@ -1,0 +1,40 @@
+"""Entry point of the `msjoe` command (`[project.scripts]`); `main(argv)` is importable for tests."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from transformers.utils import logging
+
+# Command groups, each a module of this package with `register(subparsers)`.
+COMMAND_MODULES = ("inference",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="msjoe",
+        description="MSJoE (arXiv 2602.22932): query-guided key-frame selection + MLLM answering for long videos.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log at INFO level.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.set_verbosity_info() if args.verbose else logging.set_verbosity_warning()
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        # Bad input: one clear line naming the problem and the fix, no traceback.
+        parser.exit(2, f"msjoe {args.command}: error: {err}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""The CLI's output layer: human lines on stdout, or one JSON document with `--json`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+__all__ = ["emit", "emit_json"]
+
+
+def emit(line: str = "") -> None:
+    """One line of human-readable output on stdout (logs and progress bars go to stderr)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def emit_json(payload: Any) -> None:
+    """A machine-readable result on stdout."""
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    sys.stdout.flush()

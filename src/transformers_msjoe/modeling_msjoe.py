@@ -1,0 +1,532 @@
+"""`MSJoEForVideoQA`: any Hugging Face MLLM + a frozen CLIP scorer + the learned U-Net frame sampler.
+
+Paper: https://huggingface.co/papers/2602.22932. The four inference stages (§3):
+
+    video ──uniform K/2, low-res──► MLLM turn 1 ──► ≤4 visual queries
+      │                                                │ CLIP text
+      └─ candidates (1 fps) ──► CLIP image ──► S = cos(queries, frames)  (Q x T)
+                                                       │
+                                   U-Net sampler ──► weights (T) ──► top-K, time-ordered
+                                                       │
+      key frames (high-res, only those K) ──► MLLM turn 2 ──► answer
+
+The MLLM is reached only through the Auto classes and its own processor (`MSJoEProcessor` adapts frames to
+each family), so one class serves every image-text-to-text model.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForImageTextToText, PreTrainedModel
+from transformers.utils import logging
+
+from .clip_scoring import MSJoECLIPScorer
+from .configuration_msjoe import MSJoEConfig
+from .frame_features import CandidateFeatures, extract_candidate_features, plan_video_candidates
+from .model_card import render_model_card
+from .modeling_sampler import MSJoEFrameSampler
+from .processing_msjoe import MSJoEProcessor
+from .prompts import LetteredOption, letter_options, parse_answer, parse_queries
+from .selection import FrameSelection, build_selector
+from .video_io import VideoInfo, VideoInput, VideoReader, open_video, plan_uniform_timestamps
+
+logger = logging.get_logger(__name__)
+
+__all__ = ["MSJoEForVideoQA", "MSJoEPreTrainedModel", "MSJoEVideoQAOutput", "load_msjoe_model"]
+
+
+@dataclass
+class MSJoEVideoQAOutput:
+    """Everything one question produced, stage by stage.
+
+    Tensors are on the CPU. `similarity` is `None` and `queries` empty for strategies that use no CLIP
+    (`selection="uniform"`); `answer`/`option` are `None` for `select_frames`.
+    """
+
+    question: str
+    options: list[str]  # lettered, "A. ..."
+    selection: str  # the frame-selection strategy used
+    queries: list[str] = field(default_factory=list)  # the CLIP queries frames were scored against
+    queries_fallback: bool = False  # the query turn gave nothing parsable: the question was used instead
+    query_turn_text: str | None = None  # raw output of the query turn
+    preview_timestamps: torch.Tensor | None = None  # (N_init,) seconds
+    candidate_timestamps: torch.Tensor | None = None  # (T,) seconds
+    similarity: torch.Tensor | None = None  # (Q, T) cosine similarity
+    frame_weights: torch.Tensor | None = None  # (T,) selection distribution (sampler softmax for "msjoe")
+    key_frame_indices: torch.Tensor | None = None  # (K,) positions among the candidates, ascending
+    key_frame_timestamps: torch.Tensor | None = None  # (K,) seconds
+    answer_turn_text: str | None = None  # raw output of the answer turn
+    answer: str | None = None  # the answer (content of <answer> tags when present)
+    option: str | None = None  # the parsed option letter, if any
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (batch wall time for batches)
+    video: str | None = None  # the video's path or a label for in-memory videos
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tensors become lists)."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = value.tolist() if isinstance(value, torch.Tensor) else value
+        return out
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+class MSJoEPreTrainedModel(PreTrainedModel):
+    config_class = MSJoEConfig
+    base_model_prefix = "msjoe"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+
+class MSJoEForVideoQA(MSJoEPreTrainedModel):
+    """MSJoE for multiple-choice (or open) question answering over long videos.
+
+    Build from a Hub MLLM with [`~MSJoEForVideoQA.from_mllm`], or load a saved checkpoint with `from_pretrained`
+    (CLIP comes from open_clip as named in the config, the processor from the checkpoint folder).
+
+    Args:
+        config: the MSJoE config.
+        mllm: an already-built MLLM matching `config.mllm_config` (else one is built from the config).
+        processor: the `MSJoEProcessor` used by `answer()` (set by `from_mllm` / `from_pretrained`).
+    """
+
+    def __init__(self, config: MSJoEConfig, mllm: PreTrainedModel | None = None, processor: MSJoEProcessor | None = None):
+        super().__init__(config)
+        if mllm is None:
+            mllm = AutoModelForImageTextToText.from_config(config.mllm_config)
+        config.mllm_config = mllm.config  # one config object: edits to either are seen by both
+        self.mllm = mllm
+        self.sampler = MSJoEFrameSampler(config.sampler_config)
+        self.processor = processor
+        self._clip_scorer: MSJoECLIPScorer | None = None
+        self.post_init()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_mllm(
+        cls,
+        mllm: str | os.PathLike | PreTrainedModel,
+        *,
+        processor: MSJoEProcessor | Any | None = None,
+        clip: str = "ViT-L-14/openai",
+        sampler: str | os.PathLike | MSJoEFrameSampler | None = None,
+        mllm_kwargs: Mapping[str, Any] | None = None,
+        **config_kwargs: Any,
+    ) -> MSJoEForVideoQA:
+        """Wrap an image-text-to-text MLLM (Hub id, local folder or model object) into MSJoE.
+
+        Args:
+            mllm: e.g. `"Qwen/Qwen2.5-VL-7B-Instruct"`.
+            processor: the MLLM's processor (loaded from `mllm` when it is a path or id).
+            clip: CLIP identity, `"ViT-L-14/openai"`, `"hf-hub:org/repo"` or a local open_clip folder.
+            sampler: trained sampler weights (a folder saved by `MSJoEFrameSampler.save_pretrained`). Without
+                them the sampler is random: use a training-free `selection` until it is trained (stage 1).
+            mllm_kwargs: passed to `AutoModelForImageTextToText.from_pretrained` (`dtype`, `device_map`, ...).
+            **config_kwargs: any `MSJoEConfig` field, e.g. `num_key_frames=32`.
+        """
+        if isinstance(mllm, PreTrainedModel):
+            if processor is None:
+                raise ValueError("Pass `processor=` (the MLLM's processor) together with an MLLM model object.")
+            mllm_model = mllm
+        else:
+            mllm_config = AutoConfig.from_pretrained(mllm, **{k: v for k, v in (mllm_kwargs or {}).items() if k in ("revision", "token")})
+            MSJoEConfig(mllm_config=mllm_config, clip=clip, **config_kwargs)  # fail fast, before loading weights
+            mllm_model = AutoModelForImageTextToText.from_pretrained(mllm, **(mllm_kwargs or {}))
+            processor = processor if processor is not None else MSJoEProcessor.from_pretrained(mllm)
+        if not isinstance(processor, MSJoEProcessor):
+            processor = MSJoEProcessor(processor, frames_as_video=config_kwargs.get("frames_as_video"))
+        sampler_config = sampler.config if isinstance(sampler, MSJoEFrameSampler) else None
+        if sampler is not None and not isinstance(sampler, MSJoEFrameSampler):
+            sampler = MSJoEFrameSampler.from_pretrained(sampler)
+            sampler_config = sampler.config
+        config = MSJoEConfig(mllm_config=mllm_model.config, sampler_config=sampler_config, clip=clip, **config_kwargs)
+        model = cls(config, mllm=mllm_model, processor=processor)
+        if sampler is None:
+            logger.warning(
+                "The MSJoE sampler is randomly initialised: train it (examples/train_grpo.py, stage 1) or pass "
+                "`sampler=`; until then its picks are arbitrary, so use e.g. selection='clip_topk' or 'uniform'."
+            )
+        else:
+            model.sampler.load_state_dict(sampler.state_dict())
+        return model.to(mllm_model.device)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any) -> MSJoEForVideoQA:
+        """Load weights and config (transformers), then the processor saved in the same folder or repo."""
+        processor = kwargs.pop("processor", None)
+        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        if processor is None:
+            hub_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
+            try:
+                processor = MSJoEProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+            except (OSError, ValueError) as err:
+                logger.warning(
+                    f"No processor found with {pretrained_model_name_or_path!s} ({err}); `answer()` needs one: "
+                    "set `model.processor = MSJoEProcessor.from_pretrained(<the MLLM id>)`."
+                )
+        elif not isinstance(processor, MSJoEProcessor):
+            processor = MSJoEProcessor(processor)
+        model.processor = processor
+        return model
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+        """Weights (safetensors) and config via transformers, plus the processor and a model card."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.processor is not None:
+            self.processor.save_pretrained(save_directory)
+        repo_id = kwargs.get("repo_id") or os.path.basename(os.path.abspath(save_directory))
+        card = render_model_card(self.config, repo_id=repo_id, sampler_params=self.sampler.num_parameters())
+        card.save(os.path.join(save_directory, "README.md"))
+
+    def push_to_hub(self, repo_id: str, *, commit_message: str | None = None, private: bool | None = None, token: str | bool | None = None, revision: str | None = None, create_pr: bool = False) -> Any:  # fmt: skip
+        """Upload weights, config, processor and the MSJoE model card (which names the MLLM, CLIP and settings)."""
+        import tempfile
+
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, repo_id=repo_id)
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=folder,
+                commit_message=commit_message or "Upload MSJoE model",
+                revision=revision,
+                create_pr=create_pr,
+            )
+
+    # ------------------------------------------------------------------ the frozen CLIP
+    @property
+    def clip_scorer(self) -> MSJoECLIPScorer:
+        """The frozen CLIP named by the config, loaded on first use and kept out of the state dict."""
+        if self._clip_scorer is None:
+            self._clip_scorer = MSJoECLIPScorer(self.config.clip_model_name, self.config.clip_pretrained, device=self.device)
+        return self._clip_scorer.to(self.device)
+
+    def set_clip_scorer(self, scorer: MSJoECLIPScorer) -> None:
+        """Use an already-loaded CLIP (e.g. shared between several models, or a half-precision copy)."""
+        self._clip_scorer = scorer
+
+    # ------------------------------------------------------------------ training forward
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        image_grid_thw: torch.LongTensor | None = None,
+        video_grid_thw: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **family_inputs: Any,
+    ):
+        """The wrapped MLLM's forward (used for the GRPO loss of both turns).
+
+        `family_inputs` are the extra tensors a family's processor emits (`second_per_grid_ts`,
+        `pixel_attention_mask`, `image_sizes`, `mm_token_type_ids`, ...), passed through unchanged.
+        """
+        named = dict(
+            input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
+            pixel_values_videos=pixel_values_videos, image_grid_thw=image_grid_thw, video_grid_thw=video_grid_thw,
+            labels=labels,
+        )  # fmt: skip
+        return self.mllm(**{k: v for k, v in named.items() if v is not None}, **family_inputs)
+
+    def generate(self, *args: Any, **kwargs: Any) -> torch.LongTensor:
+        """Delegates to the wrapped MLLM's `generate` (same inputs as `forward`)."""
+        return self.mllm.generate(*args, **kwargs)
+
+    def get_input_embeddings(self) -> torch.nn.Module:
+        return self.mllm.get_input_embeddings()
+
+    def set_input_embeddings(self, value: torch.nn.Module) -> None:
+        self.mllm.set_input_embeddings(value)
+
+    # ------------------------------------------------------------------ pipeline stages
+    def _require_processor(self) -> MSJoEProcessor:
+        if self.processor is None:
+            raise ValueError(
+                "This model has no processor: load it with `MSJoEForVideoQA.from_pretrained(folder)` from a folder that "
+                "holds one, or set `model.processor = MSJoEProcessor.from_pretrained(<the MLLM id>)`."
+            )
+        return self.processor
+
+    def candidate_features(self, video: VideoInput, *, show_progress: bool = False) -> CandidateFeatures:
+        """CLIP embeddings of the video's candidate frames (decode + encode in bounded batches)."""
+        reader = open_video(video)
+        return extract_candidate_features(
+            reader,
+            self.clip_scorer,
+            candidate_fps=self.config.candidate_fps,
+            max_candidate_frames=self.config.max_candidate_frames,
+            batch_size=self.config.clip_batch_size,
+            show_progress=show_progress,
+        )
+
+    @torch.no_grad()
+    def generate_texts(
+        self,
+        prompts: Sequence[str],
+        frames: Sequence[torch.Tensor],
+        timestamps: Sequence[torch.Tensor],
+        videos: Sequence[VideoInfo],
+        *,
+        max_pixels: int,
+        max_new_tokens: int,
+        generation_kwargs: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """One MLLM turn for a batch of rows; rows are grouped by frame count and size (some families need it)."""
+        processor = self._require_processor()
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for row, row_frames in enumerate(frames):
+            groups.setdefault(tuple(row_frames.shape), []).append(row)
+        texts: list[str] = [""] * len(prompts)
+        gen_kwargs = {"do_sample": False, "max_new_tokens": max_new_tokens, **(generation_kwargs or {})}
+        gen_kwargs.setdefault("pad_token_id", processor.tokenizer.pad_token_id)
+        for rows in groups.values():
+            inputs = processor.build_inputs(
+                [prompts[r] for r in rows], [frames[r] for r in rows], [timestamps[r] for r in rows],
+                [videos[r] for r in rows], max_pixels=max_pixels,
+            )  # fmt: skip
+            inputs = inputs.to(self.device)
+            inputs = {k: v.to(self.mllm.dtype) if torch.is_floating_point(v) else v for k, v in inputs.items()}
+            sequences = self.mllm.generate(**inputs, **gen_kwargs)
+            for r, text in zip(rows, processor.decode_generated(sequences, inputs["input_ids"].shape[1])):
+                texts[r] = text
+        return texts
+
+    def _selection_queries(
+        self,
+        readers: Sequence[VideoReader],
+        questions: Sequence[str],
+        options: Sequence[list[LetteredOption]],
+        outputs: Sequence[MSJoEVideoQAOutput],
+        timings: dict[str, float],
+        generation_kwargs: Mapping[str, Any] | None,
+    ) -> None:
+        """Query turn (paper §3.1): uniform low-res preview -> MLLM -> parsed visual queries, per row."""
+        processor = self._require_processor()
+        num_preview = self.config.effective_num_preview_frames
+        with _timed(timings, "preview_decode"):
+            stamps = [plan_uniform_timestamps(r.info.duration_seconds, num_preview, r.begin_seconds) for r in readers]
+            previews = [r.frames_at(ts, max_pixels=self.config.preview_max_pixels) for r, ts in zip(readers, stamps)]
+        prompts = [processor.query_prompt(q, o, num_preview, self.config.num_queries) for q, o in zip(questions, options)]
+        with _timed(timings, "query_turn"):
+            texts = self.generate_texts(
+                prompts, previews, stamps, [r.info for r in readers], max_pixels=self.config.preview_max_pixels,
+                max_new_tokens=self.config.query_max_new_tokens, generation_kwargs=generation_kwargs,
+            )  # fmt: skip
+        for out, text, ts in zip(outputs, texts, stamps):
+            parsed = parse_queries(text, self.config.num_queries)
+            out.query_turn_text, out.preview_timestamps = text, ts
+            out.queries = list(parsed.queries) or [out.question]
+            out.queries_fallback = not parsed.queries
+            if out.queries_fallback:
+                logger.warning(f"No visual query could be parsed from the query turn; scoring frames with the question. Output: {text[:200]!r}")
+            elif self.config.use_question_as_query and out.question not in out.queries:
+                out.queries.append(out.question)
+
+    def _select(
+        self,
+        videos: Sequence[VideoInput],
+        questions: Sequence[str],
+        options: Sequence[Any] | None,
+        *,
+        selection: str | None,
+        num_key_frames: int | None,
+        queries: Sequence[Sequence[str]] | None,
+        generation_kwargs: Mapping[str, Any] | None,
+        generator: torch.Generator | None,
+        show_progress: bool,
+    ) -> tuple[list[VideoReader], list[list[LetteredOption]], list[MSJoEVideoQAOutput], dict[str, float]]:
+        """Stages 1-3 for a batch: queries, CLIP similarity, frame selection."""
+        if len(videos) != len(questions) or (options is not None and len(options) != len(questions)):
+            raise ValueError(f"Got {len(videos)} videos, {len(questions)} questions and {len(options or [])} option lists; pass one of each per row.")  # fmt: skip
+        for question in questions:
+            if not isinstance(question, str) or not question.strip():
+                raise ValueError(f"The question must be a non-empty string, got {question!r}.")
+        timings: dict[str, float] = {}
+        name = selection or self.config.selection
+        selector = build_selector(name, sampler=self.sampler, mode=self.config.sampler_selection_mode) if name == "msjoe" else build_selector(name)  # fmt: skip
+        lettered = [letter_options(o) for o in (options or [None] * len(questions))]
+        with _timed(timings, "open"):
+            readers = [open_video(v) for v in videos]
+        outputs = [
+            MSJoEVideoQAOutput(question=q.strip(), options=[str(o) for o in opts], selection=name, video=r.label)
+            for q, opts, r in zip(questions, lettered, readers)
+        ]
+        if queries is not None:
+            for out, row_queries in zip(outputs, queries):
+                out.queries = [q for q in row_queries if q.strip()][: self.config.sampler_config.max_num_queries]
+        elif selector.query_source == "reasoned":
+            self._selection_queries(readers, [o.question for o in outputs], lettered, outputs, timings, generation_kwargs)
+        elif selector.query_source == "question":
+            for out in outputs:
+                out.queries = [out.question]
+        k = num_key_frames or self.config.num_key_frames
+        for reader, out in zip(readers, outputs):
+            self._score_and_select(reader, out, selector, k, timings, generator, show_progress)
+        return readers, lettered, outputs, timings
+
+    def _score_and_select(self, reader, out, selector, k, timings, generator, show_progress) -> None:
+        """CLIP similarity of the row's queries to its candidates (§3.2), then the selector's K frames (§3.3)."""
+        similarity = None
+        if out.queries:
+            features = self.candidate_features(reader, show_progress=show_progress)
+            for stage, seconds in features.timings.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
+            with _timed(timings, "clip_text"):
+                similarity = self.clip_scorer.similarity(self.clip_scorer.encode_texts(out.queries), features.embeddings)
+            candidate_timestamps = features.timestamps
+        else:
+            candidate_timestamps = plan_video_candidates(reader, self.config.candidate_fps, self.config.max_candidate_frames)
+        with _timed(timings, "sampler"):
+            chosen: FrameSelection = selector.select(similarity, len(candidate_timestamps), k, generator=generator)
+        out.candidate_timestamps, out.similarity = candidate_timestamps, similarity
+        out.frame_weights, out.key_frame_indices = chosen.weights, chosen.indices
+        out.key_frame_timestamps = candidate_timestamps[chosen.indices]
+
+    # ------------------------------------------------------------------ public API
+    @torch.no_grad()
+    def select_frames(
+        self,
+        video: VideoInput,
+        question: str,
+        options: Any = None,
+        *,
+        selection: str | None = None,
+        num_key_frames: int | None = None,
+        queries: Sequence[str] | None = None,
+        generation_kwargs: Mapping[str, Any] | None = None,
+        generator: torch.Generator | None = None,
+        show_progress: bool = False,
+    ) -> MSJoEVideoQAOutput:
+        """Stages 1-3 only: queries, similarity matrix, frame weights and the K key frames (no answer turn).
+
+        Arguments as in [`~MSJoEForVideoQA.answer`].
+        """
+        _, _, outputs, timings = self._select(
+            [video], [question], [options], selection=selection, num_key_frames=num_key_frames,
+            queries=None if queries is None else [queries], generation_kwargs=generation_kwargs,
+            generator=generator, show_progress=show_progress,
+        )  # fmt: skip
+        outputs[0].timings = {**timings, "total": sum(timings.values())}
+        return outputs[0]
+
+    @torch.no_grad()
+    def answer(
+        self,
+        video: VideoInput,
+        question: str,
+        options: Any = None,
+        *,
+        selection: str | None = None,
+        num_key_frames: int | None = None,
+        queries: Sequence[str] | None = None,
+        generation_kwargs: Mapping[str, Any] | None = None,
+        generator: torch.Generator | None = None,
+        show_progress: bool = False,
+    ) -> MSJoEVideoQAOutput:
+        """Answer one question about one video with the full MSJoE pipeline.
+
+        Args:
+            video: a path, bytes, a `datasets` Video value or a torchcodec decoder.
+            question: the question text.
+            options: multiple-choice options (`["A. ...", ...]`, plain strings, or `{"A": ...}`); `None` for open QA.
+            selection: frame-selection strategy (default `config.selection`), see `available_selectors()`.
+            num_key_frames: K for this call (default `config.num_key_frames`).
+            queries: skip the query turn and score frames against these visual queries.
+            generation_kwargs: extra `generate` arguments for both MLLM turns (greedy by default).
+            generator: RNG for stochastic selection (`sampler_selection_mode="sample"`, Q-Frame, ...).
+            show_progress: a tqdm bar while candidate frames are decoded and encoded.
+        """
+        return self.answer_batch(
+            [video], [question], [options], selection=selection, num_key_frames=num_key_frames,
+            queries=None if queries is None else [queries], generation_kwargs=generation_kwargs,
+            generator=generator, show_progress=show_progress,
+        )[0]  # fmt: skip
+
+    @torch.no_grad()
+    def answer_batch(
+        self,
+        videos: Sequence[VideoInput],
+        questions: Sequence[str],
+        options: Sequence[Any] | None = None,
+        *,
+        selection: str | None = None,
+        num_key_frames: int | None = None,
+        queries: Sequence[Sequence[str]] | None = None,
+        generation_kwargs: Mapping[str, Any] | None = None,
+        generator: torch.Generator | None = None,
+        show_progress: bool = False,
+    ) -> list[MSJoEVideoQAOutput]:
+        """Answer a batch of questions; both MLLM turns run batched. Arguments as in [`~MSJoEForVideoQA.answer`],
+        one entry per row (`queries`: one list of queries per row)."""
+        readers, lettered, outputs, timings = self._select(
+            videos, questions, options, selection=selection, num_key_frames=num_key_frames, queries=queries,
+            generation_kwargs=generation_kwargs, generator=generator, show_progress=show_progress,
+        )  # fmt: skip
+        processor = self._require_processor()
+        with _timed(timings, "key_frame_decode"):
+            key_frames = [
+                r.frames_at(o.key_frame_timestamps, max_pixels=self.config.key_frame_max_pixels) for r, o in zip(readers, outputs)
+            ]
+        prompts = [processor.answer_prompt(o.question, opts, len(f)) for o, opts, f in zip(outputs, lettered, key_frames)]
+        with _timed(timings, "answer_turn"):
+            texts = self.generate_texts(
+                prompts, key_frames, [o.key_frame_timestamps for o in outputs], [r.info for r in readers],
+                max_pixels=self.config.key_frame_max_pixels, max_new_tokens=self.config.answer_max_new_tokens,
+                generation_kwargs=generation_kwargs,
+            )  # fmt: skip
+        for out, text, opts in zip(outputs, texts, lettered):
+            parsed = parse_answer(text, [o.letter for o in opts])
+            out.answer_turn_text, out.answer, out.option = text, parsed.text, parsed.option
+            out.timings = {**timings, "total": sum(timings.values())}
+        return outputs
+
+
+def load_msjoe_model(
+    name_or_path: str | os.PathLike,
+    *,
+    clip: str | None = None,
+    sampler: str | os.PathLike | None = None,
+    mllm_kwargs: Mapping[str, Any] | None = None,
+    **config_overrides: Any,
+) -> MSJoEForVideoQA:
+    """Load an MSJoE checkpoint, or wrap a plain MLLM, from one name: what every front end's `--model` means.
+
+    Args:
+        name_or_path: an MSJoE checkpoint (config `model_type == "msjoe"`) or an image-text-to-text MLLM.
+        clip: CLIP identity; for a checkpoint it overrides the saved one (default for an MLLM: ViT-L-14/openai).
+        sampler: trained sampler weights, only when wrapping a plain MLLM.
+        mllm_kwargs: `from_pretrained` arguments (`dtype`, `device_map`, `revision`, ...).
+        **config_overrides: `MSJoEConfig` fields (`num_key_frames=64`, `selection="uniform"`, ...).
+    """
+    load_kwargs = dict(mllm_kwargs or {})
+    hub_kwargs = {k: load_kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in load_kwargs}
+    if AutoConfig.from_pretrained(name_or_path, **hub_kwargs).model_type != MSJoEConfig.model_type:
+        return MSJoEForVideoQA.from_mllm(name_or_path, clip=clip or "ViT-L-14/openai", sampler=sampler, mllm_kwargs=load_kwargs, **config_overrides)  # fmt: skip
+    if sampler is not None:
+        raise ValueError(f"{name_or_path!s} is an MSJoE checkpoint with its own sampler; `sampler=` is only for plain MLLMs.")
+    if clip is not None:
+        from .configuration_msjoe import parse_clip_identity
+
+        config_overrides["clip_model_name"], config_overrides["clip_pretrained"] = parse_clip_identity(clip)
+    return MSJoEForVideoQA.from_pretrained(name_or_path, **load_kwargs, **config_overrides)

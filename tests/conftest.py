@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny offline models in Hub layout, a tiny open_clip folder, generated videos.
+
+Everything is built locally in a session temp folder; nothing is downloaded (HF_HUB_OFFLINE is set for the
+session). Factories return paths so tests exercise the real `from_pretrained` / open_clip loading code.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from transformers_msjoe.synthetic_video import PlantedEvent, make_synthetic_video
+from transformers_msjoe.tiny_models import TINY_FAMILIES, save_tiny_clip, save_tiny_mllm
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_hub():
+    """No test may reach the Hub."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("HF_DATASETS_OFFLINE", "1")
+        patch.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory):
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(artifacts) -> str:
+    """A random 3M-parameter open_clip model saved as an open_clip Hub-layout folder."""
+    return save_tiny_clip(artifacts / "tiny-clip")
+
+
+@pytest.fixture(scope="session")
+def tiny_mllm_dir(artifacts):
+    """Factory: `tiny_mllm_dir(family)` -> folder of a tiny random MLLM + processor in Hub layout."""
+    made: dict[str, str] = {}
+
+    def make(family: str = "qwen2_5_vl") -> str:
+        if family not in made:
+            made[family] = save_tiny_mllm(artifacts / f"tiny-{family}", family)
+        return made[family]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def short_video(artifacts) -> str:
+    """2 minutes at 2 fps, 160x120, with three planted coloured boxes (at ~20 s, ~62 s, ~97 s)."""
+    return make_synthetic_video(artifacts / "short.mp4", duration_seconds=120.0, fps=2.0)
+
+
+@pytest.fixture(scope="session")
+def needle_video(artifacts) -> str:
+    """1 minute at 4 fps; a single red box from 40 s to 44 s (the needle)."""
+    return make_synthetic_video(
+        artifacts / "needle.mp4",
+        duration_seconds=60.0,
+        fps=4.0,
+        events=[PlantedEvent(40.0, 44.0, "red", "a red square")],
+        relative=False,
+    )
+
+
+@pytest.fixture
+def tiny_msjoe(tiny_mllm_dir, tiny_clip_dir):
+    """Factory: a tiny MSJoEForVideoQA for `family`, with small generation budgets for speed."""
+    from transformers_msjoe import MSJoEForVideoQA
+
+    def make(family: str = "qwen2_5_vl", **config_kwargs):
+        settings = dict(num_key_frames=8, query_max_new_tokens=12, answer_max_new_tokens=6, max_candidate_frames=256)
+        settings.update(config_kwargs)
+        return MSJoEForVideoQA.from_mllm(tiny_mllm_dir(family), clip=tiny_clip_dir, **settings)
+
+    return make
+
+
+def pytest_report_header(config):
+    return f"tiny MLLM families: {', '.join(TINY_FAMILIES)}; HF_HUB_OFFLINE forced; cpu threads {os.cpu_count()}"
