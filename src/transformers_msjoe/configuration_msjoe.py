@@ -224,6 +224,9 @@ class MSJoEConfig(PreTrainedConfig):
         clip = kwargs.pop("clip", None)
         if clip is not None:
             self.clip_model_name, self.clip_pretrained = parse_clip_identity(clip)
+        # PreTrainedConfig pushes `attn_implementation` (None by default) down into every sub-config; a dict
+        # without sub-config keys leaves the wrapped MLLM's own choice (sdpa, flash, ...) untouched.
+        kwargs.setdefault("attn_implementation", {})
         super().__post_init__(**kwargs)
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from huggingface_hub import ModelCard, ModelCardData
 
 from .configuration_msjoe import MSJoEConfig
@@ -57,6 +59,11 @@ Install with `pip install transformers-msjoe`. CLIP weights are loaded from open
 """
 
 
+def _is_hub_id(name: str) -> bool:
+    """`org/name` on the Hub (a local folder is not a valid `base_model`)."""
+    return name.count("/") == 1 and not os.path.exists(name) and not name.startswith((".", "/", "~"))
+
+
 def render_model_card(config: MSJoEConfig, *, repo_id: str, sampler_params: int) -> ModelCard:
     """A model card naming the MLLM, the CLIP and every MSJoE setting of `config`."""
     mllm = config.mllm_config.name_or_path or config.mllm_config.model_type
@@ -64,7 +71,7 @@ def render_model_card(config: MSJoEConfig, *, repo_id: str, sampler_params: int)
         library_name="transformers",
         pipeline_tag="video-text-to-text",
         tags=["msjoe", "video-question-answering", "frame-selection", "long-video"],
-        base_model=mllm if "/" in mllm else None,
+        base_model=mllm if _is_hub_id(mllm) else None,
     )
     return ModelCard.from_template(
         card_data,

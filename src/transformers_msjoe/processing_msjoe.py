@@ -108,7 +108,12 @@ class MSJoEProcessor(PushToHubMixin):
 
     # ------------------------------------------------------------------ inputs
     def _messages(self, prompt: str, num_frames: int) -> list[dict[str, Any]]:
-        visual = [{"type": "video"}] if self.frames_as_video else [{"type": "image"} for _ in range(num_frames)]
+        if num_frames == 0:  # e.g. a query turn with no preview (paper Fig. 7, N_init = 0)
+            visual = []
+        elif self.frames_as_video:
+            visual = [{"type": "video"}]
+        else:
+            visual = [{"type": "image"} for _ in range(num_frames)]
         return [{"role": "user", "content": visual + [{"type": "text", "text": prompt}]}]
 
     def build_inputs(
@@ -133,6 +138,8 @@ class MSJoEProcessor(PushToHubMixin):
             for p, f in zip(prompts, frames)
         ]
         num_frames = max(len(f) for f in frames)
+        if num_frames == 0:
+            return self.mllm_processor(text=texts, padding=True, return_tensors="pt")
         if self.frames_as_video:
             metadata = [self._metadata(info, ts, f) for info, ts, f in zip(videos, timestamps, frames)]
             budget = _pixel_budget_kwargs(self.mllm_processor.video_processor, max_pixels, num_frames)

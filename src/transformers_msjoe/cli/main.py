@@ -7,6 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from huggingface_hub.errors import StrictDataclassError
 from transformers.utils import logging
 
 # Command groups, each a module of this package with `register(subparsers)`.
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.set_verbosity_info() if args.verbose else logging.set_verbosity_warning()
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, OSError) as err:
+    except (ValueError, OSError, StrictDataclassError) as err:
         # Bad input: one clear line naming the problem and the fix, no traceback.
         parser.exit(2, f"msjoe {args.command}: error: {err}\n")
 

@@ -1,0 +1,216 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from huggingface_hub.errors import StrictDataclassError
+
+from transformers_msjoe import MSJoEForVideoQA, MSJoEProcessor, VideoDecodeError
+from transformers_msjoe.modeling_msjoe import load_msjoe_model
+from transformers_msjoe.tiny_models import TINY_FAMILIES
+
+OPTIONS = ["A. red", "B. blue", "C. yellow", "D. green"]
+QUESTION = "What colour is the square?"
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_answer_end_to_end_for_every_family(family, tiny_msjoe, short_video):
+    model = tiny_msjoe(family)
+    out = model.answer(short_video, QUESTION, OPTIONS)
+    k, t = model.config.num_key_frames, len(out.candidate_timestamps)
+    assert t == 120  # 1 fps over 120 s
+    assert out.key_frame_indices.tolist() == sorted(set(out.key_frame_indices.tolist())) and len(out.key_frame_indices) == k
+    assert torch.equal(out.key_frame_timestamps, out.candidate_timestamps[out.key_frame_indices])
+    assert out.similarity.shape == (len(out.queries), t) and 1 <= len(out.queries) <= 4
+    assert torch.isclose(out.frame_weights.sum(), torch.tensor(1.0))
+    assert len(out.preview_timestamps) == k // 2
+    assert out.query_turn_text is not None and out.answer_turn_text is not None
+    assert out.option in (None, "A", "B", "C", "D")
+    for stage in ("query_turn", "candidate_decode", "clip_encode", "sampler", "key_frame_decode", "answer_turn", "total"):
+        assert out.timings[stage] >= 0.0
+    json.dumps(out.to_dict())  # the whole output is JSON-serialisable
+
+
+def test_clip_is_frozen_and_absent_from_the_state_dict(tiny_msjoe, short_video):
+    model = tiny_msjoe()
+    model.answer(short_video, QUESTION, OPTIONS)  # CLIP is loaded lazily on first use
+    clip = model.clip_scorer.model
+    assert not clip.training and all(not p.requires_grad for p in clip.parameters())
+    keys = model.state_dict().keys()
+    assert all(k.startswith(("mllm.", "sampler.")) for k in keys)
+    assert not any("clip" in k or "visual.transformer" in k for k in keys)
+    assert clip not in list(model.modules())
+
+
+def test_save_load_gives_identical_outputs_in_a_fresh_process(tiny_msjoe, short_video, tmp_path):
+    model = tiny_msjoe()
+    torch.nn.init.normal_(model.sampler.head.weight, std=1.0)  # a non-trivial sampler must survive the round trip
+    expected = model.answer(short_video, QUESTION, OPTIONS).to_dict()
+    model.save_pretrained(tmp_path)
+    assert {"model.safetensors", "config.json", "README.md", "msjoe_processor_config.json"} <= set(os.listdir(tmp_path))
+    script = (
+        "import json, sys, transformers_msjoe\n"
+        "from transformers import AutoModel\n"
+        "model = AutoModel.from_pretrained(sys.argv[1])\n"
+        "out = model.answer(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))\n"
+        "sys.stdout.write(json.dumps({'type': type(model).__name__, **out.to_dict()}))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path), short_video, QUESTION, json.dumps(OPTIONS)],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    fresh = json.loads(result.stdout)
+    assert fresh.pop("type") == "MSJoEForVideoQA"
+    for key in ("queries", "key_frame_indices", "answer_turn_text", "query_turn_text", "option"):
+        assert fresh[key] == expected[key], key
+    assert torch.allclose(torch.tensor(fresh["frame_weights"]), torch.tensor(expected["frame_weights"]), atol=1e-6)
+
+
+def test_model_card_names_mllm_clip_and_settings(tiny_msjoe, tmp_path):
+    model = tiny_msjoe(num_key_frames=12)
+    model.save_pretrained(tmp_path)
+    card = (tmp_path / "README.md").read_text()
+    assert "qwen2_5_vl" in card and model.config.clip in card and "| key frames K | 12 |" in card
+    assert "import transformers_msjoe" in card
+
+
+def test_push_to_hub_uploads_weights_processor_and_card(tiny_msjoe, monkeypatch):
+    import huggingface_hub
+
+    uploaded = {}
+
+    class FakeRepo:
+        repo_id = "me/msjoe-tiny"
+
+    def fake_upload(self, *, repo_id, folder_path, **kwargs):
+        uploaded["repo_id"] = repo_id
+        uploaded["files"] = sorted(os.listdir(folder_path))
+        uploaded["card"] = open(os.path.join(folder_path, "README.md")).read()
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: FakeRepo())
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", fake_upload)
+    tiny_msjoe().push_to_hub("me/msjoe-tiny")
+    assert uploaded["repo_id"] == "me/msjoe-tiny"
+    assert {"model.safetensors", "config.json", "processor_config.json", "msjoe_processor_config.json"} <= set(uploaded["files"])
+    assert 'MSJoEForVideoQA.from_pretrained("me/msjoe-tiny")' in uploaded["card"]
+
+
+def test_strategies_without_query_turn(tiny_msjoe, short_video):
+    model = tiny_msjoe()
+    uniform = model.answer(short_video, QUESTION, OPTIONS, selection="uniform")
+    assert uniform.query_turn_text is None and uniform.similarity is None and uniform.queries == []
+    assert "query_turn" not in uniform.timings and "clip_encode" not in uniform.timings
+    gaps = uniform.key_frame_timestamps.diff()
+    assert torch.allclose(gaps, gaps[0].expand_as(gaps), atol=1.0)
+    given = model.select_frames(short_video, QUESTION, OPTIONS, queries=["a red square", "a blue square"])
+    assert given.queries == ["a red square", "a blue square"] and given.query_turn_text is None
+    assert given.similarity.shape[0] == 2 and given.answer is None
+
+
+def test_question_as_extra_query_and_budget_override(tiny_msjoe, short_video):
+    model = tiny_msjoe(use_question_as_query=True)
+    out = model.select_frames(short_video, QUESTION, OPTIONS, num_key_frames=5)
+    assert QUESTION in out.queries and len(out.key_frame_indices) == 5
+
+
+def test_fewer_candidates_than_key_frames_uses_them_all(tiny_msjoe, needle_video):
+    model = tiny_msjoe(num_key_frames=64)
+    out = model.select_frames(needle_video, QUESTION, OPTIONS, queries=["a square"])  # 60 s -> 60 candidates
+    assert out.key_frame_indices.tolist() == list(range(60))
+
+
+def test_answer_batch_rows_are_independent(tiny_msjoe, short_video, needle_video):
+    model = tiny_msjoe()
+    batch = model.answer_batch([short_video, needle_video], [QUESTION, "Is there a red square?"], [OPTIONS, ["yes", "no"]], queries=[["a red square"], ["a red square"]])
+    single = model.answer(needle_video, "Is there a red square?", ["yes", "no"], queries=["a red square"])
+    assert len(batch) == 2 and batch[1].options == ["A. yes", "B. no"]
+    assert torch.equal(batch[1].key_frame_indices, single.key_frame_indices)
+    assert batch[1].answer_turn_text == single.answer_turn_text
+
+
+@pytest.mark.parametrize(
+    "question, options, error, message",
+    [
+        ("", OPTIONS, ValueError, "non-empty string"),
+        ("   ", OPTIONS, ValueError, "non-empty string"),
+        (QUESTION, "A. red B. blue", ValueError, "single string"),
+        (QUESTION, ["A. red", "blue"], ValueError, "mixes lettered"),
+    ],
+)
+def test_bad_questions_and_options(tiny_msjoe, short_video, question, options, error, message):
+    with pytest.raises(error, match=message):
+        tiny_msjoe().answer(short_video, question, options)
+
+
+def test_missing_video_is_a_clear_error(tiny_msjoe, tmp_path):
+    with pytest.raises(VideoDecodeError, match="not found"):
+        tiny_msjoe().answer(str(tmp_path / "nope.mp4"), QUESTION, OPTIONS)
+
+
+def test_mllm_without_vision_is_rejected(tmp_path, tiny_clip_dir):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    Qwen2ForCausalLM(Qwen2Config(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=1)).save_pretrained(tmp_path)  # fmt: skip
+    with pytest.raises(StrictDataclassError, match="no vision input"):  # transformers' config-validation error
+        MSJoEForVideoQA.from_mllm(str(tmp_path), clip=tiny_clip_dir)
+
+
+def test_config_that_does_not_fit_the_checkpoint(tiny_msjoe, tmp_path):
+    tiny_msjoe().save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="does not fit the checkpoint"):
+        MSJoEForVideoQA.from_pretrained(tmp_path, sampler_config={"base_channels": 32})
+
+
+def test_load_msjoe_model_accepts_checkpoints_and_plain_mllms(tiny_msjoe, tiny_mllm_dir, tiny_clip_dir, tmp_path):
+    tiny_msjoe().save_pretrained(tmp_path)
+    from_ckpt = load_msjoe_model(str(tmp_path), num_key_frames=6, clip=tiny_clip_dir)
+    assert from_ckpt.config.num_key_frames == 6 and from_ckpt.processor is not None
+    from_mllm = load_msjoe_model(tiny_mllm_dir("smolvlm"), clip=tiny_clip_dir, num_key_frames=4)
+    assert from_mllm.config.mllm_config.model_type == "smolvlm" and from_mllm.config.num_key_frames == 4
+    with pytest.raises(ValueError, match="own sampler"):
+        load_msjoe_model(str(tmp_path), sampler=str(tmp_path))
+
+
+def test_trained_sampler_weights_are_loaded_by_from_mllm(tiny_mllm_dir, tiny_clip_dir, tmp_path):
+    from transformers_msjoe import MSJoEFrameSampler, MSJoESamplerConfig
+
+    sampler = MSJoEFrameSampler(MSJoESamplerConfig(base_channels=16, num_groups=4))
+    torch.nn.init.normal_(sampler.head.weight)
+    sampler.save_pretrained(tmp_path)
+    model = MSJoEForVideoQA.from_mllm(tiny_mllm_dir(), clip=tiny_clip_dir, sampler=str(tmp_path))
+    assert model.config.sampler_config.base_channels == 16
+    assert torch.equal(model.sampler.head.weight, sampler.head.weight)
+
+
+def test_forward_is_the_mllm_forward_and_trains(tiny_msjoe):
+    model = tiny_msjoe()
+    processor = model.processor
+    frames = torch.randint(0, 255, (4, 3, 64, 64), dtype=torch.uint8)
+    from transformers_msjoe.video_io import VideoInfo
+
+    info = VideoInfo("x", 10.0, 1.0, 10, 64, 64)
+    inputs = processor.build_inputs(["hello"], [frames], [torch.arange(4.0)], [info], max_pixels=4096)
+    out = model(**inputs, labels=inputs["input_ids"])
+    out.loss.backward()
+    assert out.loss.item() > 0 and model.mllm.lm_head.weight.grad is not None
+    assert model.sampler.head.weight.grad is None  # the sampler is trained through its own REINFORCE term
+
+
+def test_missing_processor_is_a_clear_error(tiny_msjoe, short_video):
+    model = tiny_msjoe()
+    model.processor = None
+    with pytest.raises(ValueError, match="no processor"):
+        model.answer(short_video, QUESTION, OPTIONS)
+
+
+def test_processor_is_saved_with_the_model(tiny_msjoe, tmp_path):
+    model = tiny_msjoe()
+    model.processor.answer_template = "Just answer. {question} {options_block}{num_frames}"
+    model.save_pretrained(tmp_path)
+    loaded = MSJoEForVideoQA.from_pretrained(tmp_path)
+    assert isinstance(loaded.processor, MSJoEProcessor)
+    assert loaded.processor.answer_template.startswith("Just answer.")
