@@ -1,36 +1,71 @@
 """Frame-selection strategies behind one interface: similarity + budget K -> K candidate indices in time order.
 
 The learned MSJoE sampler and the training-free baselines are interchangeable everywhere (`answer()`, the
-CLI, the trainer's evaluation, the lmms-eval plugin): pick one by name with `build_selector(name, ...)`.
+CLI, the trainer's evaluation, the lmms-eval plugin): pick one by name with `build_selector(name, ...)`, and
+set its hyper-parameters with keyword options (`answer(..., selection="qframe",
+selection_options={"temperature": 0.5})`, `msjoe answer --selection qframe --selection-option temperature=0.5`).
+
+| name        | what it does                                                        | paper                  |
+|-------------|---------------------------------------------------------------------|------------------------|
+| `uniform`   | K evenly spaced candidates                                          | (base-model setting)   |
+| `clip_topk` | the K candidates most similar to the query                          | (common baseline)      |
+| `bolt`      | inverse-transform sampling: K quantiles of the similarity's CDF     | BOLT, CVPR 2025        |
+| `qframe`    | K Gumbel-max draws without replacement from softmax(sim / tau)      | Q-Frame, ICCV 2025     |
+| `aks`       | judge-and-split: top frames where relevance peaks, else split time | AKS, CVPR 2025         |
+| `msjoe`     | the learned 1-D U-Net sampler (default)                             | MSJoE, CVPR 2026       |
 
 Each strategy declares where its queries come from (`query_source`):
   - `"reasoned"`: MSJoE's visual queries written by the MLLM from the preview (query turn runs);
   - `"question"`: the question text itself is the only CLIP query (no query turn);
   - `"none"`: no CLIP scoring at all (e.g. uniform sampling).
+The similarity-based baselines default to `"question"` (what their papers do) and also accept `"reasoned"`,
+which isolates the effect of MSJoE's queries from that of its sampler; several query rows are combined per
+frame by `query_reduction` (max by default: a frame is relevant when any query matches it).
+
+Every strategy returns `min(K, T)` distinct candidate indices in ascending (time) order; when the video has
+fewer candidates than K all of them are used, with the shared warning of `clamp_budget`. All strategies are
+deterministic except those that sample by definition (`qframe`, `msjoe` with `mode="sample"`), which draw
+from the `generator` passed to `select` (a CPU `torch.Generator` for the baselines).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
 
-from .modeling_sampler import MSJoEFrameSampler, clamp_budget, sample_frames, topk_frames
+from .modeling_sampler import (
+    MSJoEFrameSampler,
+    clamp_budget,
+    sample_frames,
+    topk_frames,
+)
 
 __all__ = [
+    "AKSSelector",
+    "BOLTSelector",
+    "CLIPTopKSelector",
     "FrameSelection",
     "FrameSelector",
     "MSJoESamplerSelector",
+    "QFrameSelector",
     "UniformSelector",
     "available_selectors",
     "build_selector",
     "clamp_budget",
+    "combine_queries",
+    "parse_selection_options",
     "register_selector",
 ]
 
 QuerySource = Literal["reasoned", "question", "none"]
+QueryReduction = Literal["max", "mean"]
 
 
 @dataclass
@@ -44,10 +79,14 @@ class FrameSelection:
 
 
 class FrameSelector(ABC):
-    """A frame-selection strategy. Subclasses set `name`, `query_source` and implement `select`."""
+    """A frame-selection strategy. Subclasses set `name`, `query_source` and implement `select`.
+
+    Strategies are dataclasses: their hyper-parameters are constructor fields, validated in `__post_init__`,
+    and `build_selector(name, **options)` accepts exactly those fields.
+    """
 
     name: ClassVar[str]
-    query_source: ClassVar[QuerySource]
+    query_source: QuerySource  # a class attribute, or an option (dataclass field) where the strategy allows several
 
     @abstractmethod
     def select(
@@ -77,11 +116,29 @@ def available_selectors() -> list[str]:
     return sorted(_SELECTORS)
 
 
+def _option_names(cls: type[FrameSelector]) -> list[str]:
+    """The keyword options a strategy takes (its dataclass fields, minus the model's own sampler)."""
+    if not dataclasses.is_dataclass(cls):
+        return []
+    return [f.name for f in dataclasses.fields(cls) if f.init and f.name != "sampler"]
+
+
 def build_selector(name: str, *, sampler: MSJoEFrameSampler | None = None, **options: Any) -> FrameSelector:
-    """Instantiate a strategy by name. The learned `"msjoe"` strategy needs the model's `sampler`."""
+    """Instantiate a strategy by name with its hyper-parameters as keyword `options`.
+
+    The learned `"msjoe"` strategy needs the model's `sampler`; the others ignore it, so callers can pass it
+    whatever the name. Unknown options are an error that lists the accepted ones.
+    """
     if name not in _SELECTORS:
         raise ValueError(f"Unknown frame selection {name!r}; choose one of {available_selectors()}.")
     cls = _SELECTORS[name]
+    accepted = _option_names(cls)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"Unknown option(s) {unknown} for the {name!r} frame selection; it accepts {accepted or 'no options'} "
+            "(see docs/selectors.md)."
+        )
     if cls is MSJoESamplerSelector:
         if sampler is None:
             raise ValueError("The 'msjoe' selection needs the learned sampler: call it through MSJoEForVideoQA.")
@@ -89,41 +146,327 @@ def build_selector(name: str, *, sampler: MSJoEFrameSampler | None = None, **opt
     return cls(**options)
 
 
+def parse_selection_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """`["temperature=0.5", "query_source=reasoned"]` -> `{"temperature": 0.5, "query_source": "reasoned"}`.
+
+    For the CLI and string-only front ends (lmms-eval `--model_args`): values are read as JSON (numbers,
+    `true`/`false`) and kept as plain strings otherwise; the selector validates them.
+    """
+    options: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"Selection option {item!r} is not KEY=VALUE; write e.g. temperature=0.5.")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        options[key.strip()] = value
+    return options
+
+
+def combine_queries(similarity: torch.Tensor | None, num_candidates: int, reduction: QueryReduction, name: str) -> torch.Tensor:
+    """One relevance score per candidate, `(Q, T)` or `(T,)` -> `(T,)` float64 on the CPU (max or mean over queries).
+
+    Raw cosines are combined (they share CLIP's embedding space); the max keeps a frame relevant when any one
+    query matches it, the mean favours frames that match all of them.
+    """
+    if similarity is None:
+        raise ValueError(
+            f"The {name!r} selection scores frames with CLIP and needs a similarity matrix (queries x candidates); "
+            "got None. Call it through MSJoEForVideoQA, or pass the (Q, T) cosine similarities."
+        )
+    sim = similarity.detach().to(device="cpu", dtype=torch.float64)
+    sim = sim[None] if sim.dim() == 1 else sim  # (Q, T)
+    if sim.dim() != 2 or sim.shape[0] == 0 or sim.shape[1] != num_candidates:
+        raise ValueError(
+            f"The similarity matrix for {name!r} must be (num_queries >= 1, num_candidates={num_candidates}), got "
+            f"shape {tuple(similarity.shape)}."
+        )
+    if not torch.isfinite(sim).all():
+        raise ValueError(f"The similarity matrix for {name!r} contains NaN or infinite values; check the CLIP features.")
+    return sim.amax(dim=0) if reduction == "max" else sim.mean(dim=0)  # (T,)
+
+
+def _minmax(scores: torch.Tensor) -> torch.Tensor:
+    """Scale `(T,)` scores to [0, 1]; a flat curve carries no preference and becomes all ones."""
+    low, high = scores.min(), scores.max()
+    if float(high - low) <= 1e-12:
+        return torch.ones_like(scores)
+    return (scores - low) / (high - low)
+
+
+def _distribution(scores: torch.Tensor) -> torch.Tensor:
+    """Non-negative `(T,)` scores normalised to sum 1 (uniform when they are all zero), float32 for outputs."""
+    total = float(scores.sum())
+    if total <= 0.0:
+        return torch.full(scores.shape, 1.0 / scores.numel())
+    return (scores / total).float()
+
+
+def _top_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Positions of the k highest `(T,)` scores; ties go to the earlier frame, so the choice is platform-stable."""
+    return torch.sort(scores, descending=True, stable=True).indices[:k]
+
+
+def _check_budget(k: int) -> None:
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"The key-frame budget K must be a positive integer, got {k!r}.")
+
+
+def _in_time_order(indices: torch.Tensor) -> torch.Tensor:
+    """Sort `(K,)` picks by time; a repeated index would be a bug in the strategy, never silently dropped."""
+    ordered = indices.long().sort().values
+    if len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
+        raise RuntimeError(f"Frame selection produced repeated indices {ordered.tolist()}; please report this bug.")
+    return ordered
+
+
 @register_selector
+@dataclass
 class UniformSelector(FrameSelector):
-    """K evenly spaced candidates (the base-model setting of every paper in this field)."""
+    """K evenly spaced candidates, one at the centre of each of K equal time bins.
+
+    The base-model setting of every paper in this field; needs no CLIP and no checkpoint.
+    """
 
     name = "uniform"
     query_source = "none"
 
     def select(self, similarity, num_candidates, k, *, generator=None) -> FrameSelection:
+        _check_budget(k)
         k = clamp_budget(k, num_candidates)
-        indices = ((torch.arange(k, dtype=torch.float64) + 0.5) * num_candidates / k).floor().long()
+        indices = ((torch.arange(k, dtype=torch.float64) + 0.5) * num_candidates / k).floor().long()  # (K,)
         weights = torch.full((num_candidates,), 1.0 / num_candidates)
         return FrameSelection(indices=indices, weights=weights)
 
 
+@dataclass
+class _SimilaritySelector(FrameSelector):
+    """Shared options of the training-free strategies that score frames with CLIP.
+
+    Args:
+        query_source: `"question"` (default; the question is the CLIP query, as in the baselines' papers) or
+            `"reasoned"` (MSJoE's query turn writes the visual queries and this strategy picks the frames).
+        query_reduction: how several query rows are combined per frame: `"max"` (default) or `"mean"`.
+    """
+
+    query_source: QuerySource = "question"
+    query_reduction: QueryReduction = "max"
+
+    def __post_init__(self) -> None:
+        if self.query_source not in ("question", "reasoned"):
+            raise ValueError(
+                f"`query_source` of the {self.name!r} selection must be 'question' or 'reasoned', got {self.query_source!r}."
+            )
+        if self.query_reduction not in ("max", "mean"):
+            raise ValueError(f"`query_reduction` must be 'max' or 'mean', got {self.query_reduction!r}.")
+
+    def _require_number(self, field_name: str, *, positive: bool) -> None:
+        """Reject a non-numeric or non-finite (or, when `positive`, non-positive) hyper-parameter, naming the default."""
+        value = getattr(self, field_name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (value > 0 or not positive):
+            return
+        default = type(self).__dataclass_fields__[field_name].default
+        need = "a finite number > 0" if positive else "a finite number"
+        raise ValueError(f"`{field_name}` of the {self.name!r} selection must be {need}, got {value!r}; the default is {default}.")
+
+    def _scores(self, similarity: torch.Tensor | None, num_candidates: int, k: int) -> tuple[torch.Tensor, int]:
+        """Validated combined relevance `(T,)` and the budget clamped to the number of candidates."""
+        _check_budget(k)
+        scores = combine_queries(similarity, num_candidates, self.query_reduction, self.name)
+        return scores, clamp_budget(k, num_candidates)
+
+
 @register_selector
+@dataclass
+class CLIPTopKSelector(_SimilaritySelector):
+    """The K candidates with the highest CLIP similarity to the question, in time order.
+
+    The "Top-k" baseline of MSJoE's Fig. 4/6 and of most frame-selection papers (e.g. GMM-EVA, DAFS report it
+    as a strong baseline). It ignores time: on a long peak it spends the whole budget on near-duplicate
+    neighbours. `weights` is the min-shifted similarity normalised to sum 1 (for plots). Options: see
+    `_SimilaritySelector`.
+    """
+
+    name = "clip_topk"
+
+    def select(self, similarity, num_candidates, k, *, generator=None) -> FrameSelection:
+        scores, k = self._scores(similarity, num_candidates, k)
+        indices = _in_time_order(_top_indices(scores, k))
+        return FrameSelection(indices=indices, weights=_distribution(scores - scores.min()))
+
+
+@register_selector
+@dataclass
+class BOLTSelector(_SimilaritySelector):
+    """Inverse-transform sampling over the query-frame similarity.
+
+    Paper: Liu et al., "BOLT: Boost Large Vision-Language Model Without Training for Long-form Video
+    Understanding", CVPR 2025. The similarity is min-max normalised to [0, 1] and raised to `power`, which
+    gives a density p over candidates; the K frames are where the CDF of p crosses the K quantile midpoints
+    (k + 1/2) / K. So frames are spread in proportion to similarity mass: a region holding a third of the mass
+    gets about a third of the frames, and a flat curve gives exactly `uniform`. Deterministic.
+
+    Several quantiles can land on one frame of a narrow peak; each repeat moves to the nearest unpicked frame
+    (ties: the more relevant, then the earlier one), so the K frames stay distinct and centred on the peak.
+    This repeat rule is ours; the paper's handling of repeats may differ.
+
+    Args:
+        power (`float`, defaults to 2.0): sharpening exponent of the normalised similarity; 1 spreads frames in
+            proportion to it, larger values concentrate them on the peaks. (inferred: the exponent the paper
+            reports best could not be checked here; set it to the paper's value for a faithful comparison)
+        query_source, query_reduction: see `_SimilaritySelector`.
+    """
+
+    name = "bolt"
+    power: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._require_number("power", positive=True)
+
+    def select(self, similarity, num_candidates, k, *, generator=None) -> FrameSelection:
+        scores, k = self._scores(similarity, num_candidates, k)
+        density = _minmax(scores) ** float(self.power)  # (T,) in [0, 1]
+        pdf = density / density.sum()
+        cdf = torch.cumsum(pdf, dim=0)  # (T,)
+        quantiles = (torch.arange(k, dtype=torch.float64) + 0.5) / k  # (K,)
+        targets = torch.searchsorted(cdf, quantiles, right=True).clamp(max=num_candidates - 1)  # (K,)
+        taken = torch.zeros(num_candidates, dtype=torch.bool)
+        positions = torch.arange(num_candidates)
+        picks = []
+        for target in targets.tolist():
+            if taken[target]:
+                free = positions[~taken]
+                distance = (free - target).abs().double()
+                # nearest free frame; among equally near ones the more relevant, then the earlier one
+                order = torch.argsort(distance - pdf[free] * 1e-9, stable=True)
+                target = int(free[order[0]])
+            taken[target] = True
+            picks.append(target)
+        return FrameSelection(indices=_in_time_order(torch.tensor(picks)), weights=pdf.float())
+
+
+@register_selector
+@dataclass
+class QFrameSelector(_SimilaritySelector):
+    """K frames drawn without replacement from softmax(similarity / tau) by the Gumbel-max trick.
+
+    Paper: Zhang et al., "Q-Frame: Query-aware Frame Selection and Multi-Resolution Adaptation for
+    Video-LLMs", ICCV 2025. Gumbel-max top-K equals K sequential draws without replacement, so Q-Frame is
+    stochastic by definition: pass a `generator` for reproducible picks. Only the frame-selection part is
+    implemented; the paper's multi-resolution adaptation (fewer pixels for lower-ranked frames) is not, so
+    every strategy here feeds its K frames at the same resolution.
+
+    Args:
+        temperature (`float`, defaults to 0.8): tau; the paper's best value. Lower is closer to `clip_topk`,
+            higher closer to uniform random sampling.
+        logit_scale (`float`, defaults to 100.0): the cosine similarity is multiplied by this before dividing by
+            tau, i.e. tau applies to CLIP's logits (OpenAI CLIP's learned scale is 100). On raw cosines
+            (a 0.1-0.35 band) tau = 0.8 would be almost uniform. (inferred)
+        query_source, query_reduction: see `_SimilaritySelector`.
+    """
+
+    name = "qframe"
+    temperature: float = 0.8
+    logit_scale: float = 100.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._require_number("temperature", positive=True)
+        self._require_number("logit_scale", positive=True)
+
+    def select(self, similarity, num_candidates, k, *, generator=None) -> FrameSelection:
+        scores, k = self._scores(similarity, num_candidates, k)
+        logits = scores * (self.logit_scale / self.temperature)  # (T,)
+        drawn = sample_frames(logits, k, generator=generator)
+        weights = torch.softmax(logits, dim=0).float()
+        return FrameSelection(indices=_in_time_order(drawn.indices), weights=weights, draw_order=drawn.draw_order)
+
+
+@register_selector
+@dataclass
+class AKSSelector(_SimilaritySelector):
+    """Adaptive keyframe sampling: keep the top frames where relevance clearly peaks, split time elsewhere.
+
+    Paper: Tang et al., "Adaptive Keyframe Sampling for Long Video Understanding", CVPR 2025. AKS trades off
+    relevance against temporal coverage with a recursive "judge and split". Scores are min-max normalised over
+    the video. A segment with budget m is *judged*: if the mean of its top-m scores exceeds its mean score by
+    more than `threshold`, relevance is concentrated and its top-m frames are kept; otherwise it is *split*
+    into two halves of m/2 frames each (an odd frame goes to the half with more relevance), down to
+    `max_depth` splits or a budget of one frame, where the segment's top frames are kept. Every leaf segment
+    therefore keeps its share of the budget: no stretch of the video is left without frames. Deterministic.
+
+    Args:
+        threshold (`float`, defaults to 0.8): the judge's margin on normalised scores; <= 0 keeps the global
+            top-K at once (= `clip_topk`), > 1 always splits (best frame of each of K equal segments).
+        max_depth (`int`, defaults to 5): most levels of splitting (up to 2**max_depth segments).
+            Both defaults are those of the authors' released code as we know it (inferred: not re-checked here).
+        query_source, query_reduction: see `_SimilaritySelector`.
+    """
+
+    name = "aks"
+    threshold: float = 0.8
+    max_depth: int = 5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._require_number("threshold", positive=False)
+        if not isinstance(self.max_depth, int) or self.max_depth < 0:
+            raise ValueError(f"`max_depth` of the 'aks' selection must be an integer >= 0, got {self.max_depth!r}; the default is 5.")
+
+    def select(self, similarity, num_candidates, k, *, generator=None) -> FrameSelection:
+        scores, k = self._scores(similarity, num_candidates, k)
+        relevance = _minmax(scores)  # (T,) in [0, 1]
+        picks = self._judge_and_split(relevance, 0, num_candidates, k, 0)
+        return FrameSelection(indices=_in_time_order(torch.tensor(picks)), weights=_distribution(relevance))
+
+    def _judge_and_split(self, relevance: torch.Tensor, start: int, end: int, budget: int, depth: int) -> list[int]:
+        """Picks for `relevance[start:end]` with `budget` frames (always feasible: end - start >= budget)."""
+        if end - start <= budget:
+            return list(range(start, end))
+        segment = relevance[start:end]
+        top = _top_indices(segment, budget)
+        peaked = float(segment[top].mean() - segment.mean()) > self.threshold
+        if peaked or budget == 1 or depth >= self.max_depth:
+            return (top + start).tolist()
+        middle = start + (end - start) // 2
+        small, large = budget // 2, budget - budget // 2
+        left_first = float(relevance[start:middle].sum()) >= float(relevance[middle:end].sum())
+        left_budget, right_budget = (large, small) if left_first else (small, large)
+        return self._judge_and_split(relevance, start, middle, left_budget, depth + 1) + self._judge_and_split(
+            relevance, middle, end, right_budget, depth + 1
+        )
+
+
+@register_selector
+@dataclass(eq=False)
 class MSJoESamplerSelector(FrameSelector):
     """The learned U-Net sampler (paper §3.3): top-K of its weights at inference, or K draws without replacement.
 
+    Paper: Tan et al., "MSJoE: Jointly Evolving MLLM and Sampler for Efficient Long-Form Video Understanding",
+    CVPR 2026. Needs trained weights: a randomly initialised sampler picks arbitrary frames.
+
     Args:
         sampler: the model's `MSJoEFrameSampler`.
-        mode: `"topk"` (deterministic, time-ordered) or `"sample"` (Gumbel top-K, as in training).
+        mode: `"topk"` (deterministic, time-ordered) or `"sample"` (Gumbel top-K, as in training; honours
+            `generator`, which must be on the sampler's device).
     """
 
     name = "msjoe"
     query_source = "reasoned"
+    sampler: MSJoEFrameSampler
+    mode: Literal["topk", "sample"] = "topk"
 
-    def __init__(self, sampler: MSJoEFrameSampler, mode: Literal["topk", "sample"] = "topk"):
-        if mode not in ("topk", "sample"):
-            raise ValueError(f"`mode` must be 'topk' or 'sample', got {mode!r}.")
-        self.sampler = sampler
-        self.mode = mode
+    def __post_init__(self) -> None:
+        if self.mode not in ("topk", "sample"):
+            raise ValueError(f"`mode` must be 'topk' or 'sample', got {self.mode!r}.")
 
     def select(self, similarity, num_candidates, k, *, generator=None) -> FrameSelection:
         if similarity is None:
             raise ValueError("The 'msjoe' selection needs a similarity matrix (queries x candidates).")
+        _check_budget(k)
         param = next(self.sampler.parameters())
         logits = self.sampler(similarity.to(device=param.device, dtype=param.dtype))  # (T,)
         weights = torch.softmax(logits.detach().float(), dim=-1).cpu()

@@ -23,7 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--clip", default=None, help='CLIP identity, e.g. "ViT-L-14/openai" or a local open_clip folder.')
         sub.add_argument("--sampler", default=None, help="Trained sampler folder (only when --model is a plain MLLM).")
         sub.add_argument("--frames", type=int, default=None, metavar="K", help="Number of key frames K.")
-        sub.add_argument("--selection", default=None, help="Frame selection strategy (msjoe, uniform, clip_topk, ...).")
+        sub.add_argument("--selection", default=None, help="Frame selection strategy (msjoe, uniform, clip_topk, bolt, qframe, aks).")
+        sub.add_argument(
+            "--selection-option", action="append", default=None, metavar="KEY=VALUE",
+            help="A hyper-parameter of the selection strategy, repeatable, e.g. temperature=0.5 (see docs/selectors.md).",
+        )  # fmt: skip
         sub.add_argument("--queries", nargs="+", default=None, help="Skip the query turn and score frames against these queries.")
         sub.add_argument("--device", default=None, help="Device for the models, e.g. cuda or cpu.")
         sub.add_argument("--dtype", default=None, help="MLLM dtype, e.g. bfloat16.")
@@ -75,7 +79,10 @@ def _report(output, args: argparse.Namespace) -> None:
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(selection=args.selection, queries=args.queries, show_progress=True)
+    from ..selection import parse_selection_options
+
+    options = parse_selection_options(args.selection_option)
+    return dict(selection=args.selection, selection_options=options, queries=args.queries, show_progress=True)
 
 
 def _answer(args: argparse.Namespace) -> int:
