@@ -1,0 +1,479 @@
+"""`--model msjoe`: the MSJoE pipeline as an lmms-eval model (a "simple" model, registered by entry point).
+
+    lmms-eval --model msjoe --model_args pretrained=<checkpoint>,num_key_frames=32 \\
+              --tasks msjoe_videomme --include_path "$(msjoe lmms-eval-tasks-path)" --output_path results/
+
+Each request names a doc; the model reads the doc's video (`doc_to_visual`) and its question and options
+(the `msjoe_question` / `msjoe_options` fields the msjoe_* tasks add), answers with
+`MSJoEForVideoQA.answer_batch` (query turn -> CLIP similarity -> frame selection -> answer turn), and returns
+the option letter, which every official scorer reads. Work is split across processes by lmms-eval itself
+(`accelerate launch -m lmms_eval ...`): each rank gets its share of the requests and one GPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from tqdm import tqdm
+from transformers.utils import logging
+
+from ..configuration_msjoe import MSJoEConfig
+from ..modeling_msjoe import MSJoEForVideoQA, MSJoEVideoQAOutput
+from ..selection import available_selectors, build_selector, parse_selection_options
+from .benchmarks import MSJOE_OPTIONS, MSJOE_QUESTION
+
+logger = logging.get_logger(__name__)
+
+__all__ = ["MSJoELmmsEvalModel"]
+
+# MSJoEConfig fields settable from `--model_args` (the composed models and CLIP have their own arguments).
+CONFIG_ARGS = tuple(
+    name
+    for name in MSJoEConfig.__annotations__
+    if name not in ("mllm_config", "sampler_config", "clip_model_name", "clip_pretrained", "tie_word_embeddings")
+)
+SELECTION_OPTION_PREFIX = "selection."  # `selection.temperature=0.5` -> selector option `temperature`
+_DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+@dataclass
+class _Row:
+    """One request, resolved: everything `answer_batch` needs plus where the answer goes."""
+
+    index: int  # position in the request list
+    task: str
+    split: str
+    doc_id: int
+    video: str
+    question: str
+    options: list[str]
+    sampling: dict[str, Any] | None  # generate() sampling arguments from the task, None = greedy
+
+
+def _sha256(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _hub_revision(name_or_path: str | None, revision: str | None, filename: str = "config.json") -> str | None:
+    """The commit a Hub id resolved to (from the local cache), `None` for local folders."""
+    if not name_or_path or os.path.isdir(name_or_path):
+        return None
+    from transformers.utils import cached_file
+    from transformers.utils.hub import extract_commit_hash
+
+    resolved = cached_file(name_or_path, filename, revision=revision, _raise_exceptions_for_missing_entries=False)
+    return extract_commit_hash(resolved, None) or revision
+
+
+def _coerce_config_arg(name: str, value: Any) -> Any:
+    """`--model_args` values arrive as int/float/bool/str: fit them to the config field's type."""
+    default = MSJoEConfig.__dataclass_fields__[name].default
+    if isinstance(value, str) and value.lower() == "none":
+        return None
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _sampling_kwargs(gen_kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Sampling requested by the task or `--gen_kwargs` (both MLLM turns follow it); `None` means greedy."""
+    temperature = float(gen_kwargs.get("temperature") or 0.0)
+    if not (gen_kwargs.get("do_sample") or temperature > 0):
+        return None
+    sampling: dict[str, Any] = {"do_sample": True}
+    for key in ("temperature", "top_p", "top_k"):
+        if gen_kwargs.get(key) is not None:
+            sampling[key] = gen_kwargs[key]
+    return sampling
+
+
+class MSJoELmmsEvalModel(lmms):
+    """MSJoE for lmms-eval. Model arguments (`--model_args key=value,...`):
+
+    Args:
+        pretrained: an MSJoE checkpoint (Hub id or folder); a plain MLLM id is wrapped like `mllm=`.
+        mllm: an image-text-to-text MLLM to wrap (e.g. `Qwen/Qwen2.5-VL-7B-Instruct`); give `pretrained` or `mllm`.
+        clip: CLIP identity (`ViT-L-14/openai`, `hf-hub:org/repo`, a local open_clip folder); overrides a
+            checkpoint's own.
+        sampler: trained sampler weights for `mllm=` (without them only training-free selections are allowed).
+        revision: Hub revision of `pretrained` / `mllm`.
+        selection: frame selection, any name of `transformers_msjoe.available_selectors()` (default: the
+            config's, `msjoe`); `selection.<option>=value` sets the strategy's options.
+        num_key_frames, candidate_fps, key_frame_max_pixels, ...: any `MSJoEConfig` field (`CONFIG_ARGS`).
+        device: `cuda`, `cuda:1`, `cpu` (default: CUDA when available); under `accelerate launch` each rank
+            takes `cuda:<local rank>`.
+        dtype: `auto` (the checkpoint's), `bfloat16`, `float16` or `float32`.
+        attn_implementation: passed to `from_pretrained` (`sdpa`, `flash_attention_2`, ...).
+        batch_size: questions answered together (both MLLM turns are batched).
+        seed: seeds the per-batch generator of stochastic selections (`qframe`, `sampler_selection_mode=sample`).
+        sample_log: path of a JSONL file with one line per answered doc (queries, key-frame times, timings);
+            `.rank<N>` is inserted before the suffix when several processes run.
+        model: (Python API only) an already-built `MSJoEForVideoQA`, instead of `pretrained` / `mllm`.
+    """
+
+    is_simple = True
+
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        mllm: str | None = None,
+        clip: str | None = None,
+        sampler: str | None = None,
+        revision: str | None = None,
+        selection: str | None = None,
+        device: str | None = None,
+        dtype: str = "auto",
+        attn_implementation: str | None = None,
+        batch_size: int | str = 1,
+        max_batch_size: int | None = None,
+        seed: int = 0,
+        sample_log: str | None = None,
+        model: MSJoEForVideoQA | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        config_args, self.selection_options = self._split_options(options)
+        self.accelerator = Accelerator()
+        self._device = self._pick_device(device)
+        self._rank, self._world_size = self.accelerator.process_index, self.accelerator.num_processes
+        self._batch_size = self._check_batch_size(batch_size, max_batch_size)
+        self.seed = int(seed)
+        self.sample_log = sample_log
+        self._sample_log_path: str | None = None
+        self._warned: set[str] = set()
+        if model is not None:
+            source, sampler_source = self._adopt(model, pretrained, mllm, config_args), "in-memory model"
+            model = model.to(self._device) if device else model
+            self._device = model.device
+        else:
+            source = self._source(pretrained, mllm)
+            sampler_source = self._sampler_source(source, sampler, revision)
+            self._check_selection(selection, sampler_source)  # before the weights load
+            model = self._load(source, clip, sampler, revision, dtype, attn_implementation, selection, config_args)
+        self._model = model.eval()
+        self._config = model.config  # outlives lmms-eval's clean(), which drops the model after an evaluation
+        self.selection = selection or model.config.selection
+        self._check_selection(self.selection, sampler_source)
+        # unknown selection options fail now, not in the middle of the run
+        build_selector(self.selection, sampler=model.sampler, **self.selection_options)
+        self.num_key_frames = int(config_args.get("num_key_frames") or model.config.num_key_frames)
+        self._model_info = self._describe(source, revision, sampler_source)
+        from .._compat import record_lmms_eval_model_info
+
+        record_lmms_eval_model_info()
+
+    # ------------------------------------------------------------------ construction helpers
+    @staticmethod
+    def _split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """`--model_args` extras -> (MSJoEConfig overrides, selector options); anything else is an error."""
+        config_args: dict[str, Any] = {}
+        selection_items: list[str] = []
+        for key, value in options.items():
+            if key.startswith(SELECTION_OPTION_PREFIX):
+                raw = value if isinstance(value, str) else json.dumps(value)
+                selection_items.append(f"{key[len(SELECTION_OPTION_PREFIX) :]}={raw}")
+            elif key in CONFIG_ARGS:
+                config_args[key] = _coerce_config_arg(key, value)
+            else:
+                raise ValueError(
+                    f"Unknown msjoe model argument {key!r}. Accepted: pretrained, mllm, clip, sampler, revision, "
+                    f"selection, selection.<option>, device, dtype, attn_implementation, batch_size, seed, sample_log, "
+                    f"and the MSJoEConfig fields {list(CONFIG_ARGS)}."
+                )
+        return config_args, parse_selection_options(selection_items)
+
+    def _pick_device(self, device: str | None) -> torch.device:
+        # one GPU per process, as lmms-eval's own HF models do
+        if self.accelerator.num_processes > 1 and torch.cuda.is_available():
+            return torch.device(f"cuda:{self.accelerator.local_process_index}")
+        if device:
+            return torch.device(device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    @staticmethod
+    def _check_batch_size(batch_size: int | str, max_batch_size: int | None) -> int:
+        if max_batch_size is not None or str(batch_size).startswith("auto"):
+            raise ValueError("msjoe has no automatic batch size: pass --batch_size N (and no --max_batch_size).")
+        size = int(batch_size)
+        if size < 1:
+            raise ValueError(f"--batch_size must be >= 1, got {size}.")
+        return size
+
+    @staticmethod
+    def _source(pretrained: str | None, mllm: str | None) -> str:
+        if (pretrained is None) == (mllm is None):
+            raise ValueError(
+                "Pass exactly one of pretrained=<MSJoE checkpoint> or mllm=<MLLM id> (with clip=... and, once trained, "
+                f"sampler=...) in --model_args; got pretrained={pretrained!r}, mllm={mllm!r}."
+            )
+        return str(pretrained if pretrained is not None else mllm)
+
+    @staticmethod
+    def _sampler_source(source: str, sampler: str | None, revision: str | None) -> str:
+        """Where the learned sampler's weights come from: `checkpoint`, a sampler folder, or `untrained`."""
+        if sampler is not None:
+            return str(sampler)
+        from transformers import AutoConfig
+
+        is_checkpoint = AutoConfig.from_pretrained(source, revision=revision).model_type == MSJoEConfig.model_type
+        return "checkpoint" if is_checkpoint else "untrained"
+
+    @staticmethod
+    def _check_selection(selection: str | None, sampler_source: str) -> None:
+        if selection is not None and selection not in available_selectors():
+            raise ValueError(f"Unknown selection {selection!r}; choose one of {available_selectors()}.")
+        if sampler_source == "untrained" and selection in (None, "msjoe"):
+            raise ValueError(
+                "The MSJoE sampler of a plain MLLM is untrained, so selection=msjoe would pick arbitrary frames. Pass "
+                f"sampler=<trained sampler folder>, or a training-free selection (one of {available_selectors()}), "
+                "e.g. selection=uniform for the base model's number."
+            )
+
+    def _adopt(self, model: MSJoEForVideoQA, pretrained: str | None, mllm: str | None, config_args: Mapping[str, Any]) -> str:  # fmt: skip
+        """Python API: use an already-built model (only K and the selection can be changed per call)."""
+        if pretrained is not None or mllm is not None:
+            raise ValueError("Pass either `model=` (an MSJoEForVideoQA) or pretrained=/mllm=, not both.")
+        extra = sorted(set(config_args) - {"num_key_frames"})
+        if extra:
+            raise ValueError(
+                f"With `model=`, set {extra} on `model.config` before wrapping it; only num_key_frames and selection "
+                "are per-call."
+            )
+        return model.config._name_or_path or type(model).__name__
+
+    def _load(self, source, clip, sampler, revision, dtype, attn_implementation, selection, config_args) -> MSJoEForVideoQA:  # fmt: skip
+        """`load_msjoe_model` on this rank's device, with the `--model_args` config overrides."""
+        from ..modeling_msjoe import load_msjoe_model
+
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}.")
+        mllm_kwargs: dict[str, Any] = {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
+        if revision is not None:
+            mllm_kwargs["revision"] = revision
+        if attn_implementation is not None:
+            mllm_kwargs["attn_implementation"] = attn_implementation
+        if self._device.type == "cuda":  # load straight onto this rank's GPU, not through host memory
+            mllm_kwargs["device_map"] = {"": str(self._device)}
+        if selection is not None:
+            config_args = {**config_args, "selection": selection}
+        model = load_msjoe_model(source, clip=clip, sampler=sampler, mllm_kwargs=mllm_kwargs, **config_args)
+        return model.to(self._device)
+
+    def _describe(self, source: str, revision: str | None, sampler_source: str) -> dict[str, Any]:
+        """What makes a run reproducible; saved in the results file as `model_info` (see `get_model_info`)."""
+        from .. import __version__
+
+        config, processor = self.model.config, self.model.processor
+        templates = chat_template = clip_revision = None
+        if processor is not None:
+            templates = json.dumps(
+                [processor.query_template, processor.answer_template, processor.open_answer_template]
+            )
+            chat_template = processor.mllm_processor.chat_template
+        if config.clip_model_name.startswith("hf-hub:"):
+            clip_revision = _hub_revision(config.clip_model_name.removeprefix("hf-hub:"), None, "open_clip_config.json")
+        mllm_name = config.mllm_config._name_or_path or None
+        return {
+            "transformers_msjoe_version": __version__,
+            "model": source,
+            "model_revision": _hub_revision(source, revision) if sampler_source != "in-memory model" else None,
+            "mllm": mllm_name,
+            "mllm_model_type": config.mllm_config.model_type,
+            "clip": config.clip,
+            "clip_revision": clip_revision,
+            "sampler": sampler_source,
+            "selection": self.selection,
+            "selection_options": self.selection_options,
+            "sampler_selection_mode": config.sampler_selection_mode,
+            "num_key_frames": self.num_key_frames,
+            "num_preview_frames": config.effective_num_preview_frames,
+            "num_queries": config.num_queries,
+            "use_question_as_query": config.use_question_as_query,
+            "candidate_fps": config.candidate_fps,
+            "max_candidate_frames": config.max_candidate_frames,
+            "candidate_seek_mode": config.candidate_seek_mode,
+            "preview_max_pixels": config.preview_max_pixels,
+            "key_frame_max_pixels": config.key_frame_max_pixels,
+            "query_max_new_tokens": config.query_max_new_tokens,
+            "answer_max_new_tokens": config.answer_max_new_tokens,
+            "frames_as_video": None if processor is None else processor.frames_as_video,
+            "prompt_templates_sha256": _sha256(templates),
+            "chat_template_sha256": _sha256(chat_template),
+            "seed": self.seed,
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "batch_size": self.batch_size,
+            "world_size": self.world_size,
+        }
+
+    # ------------------------------------------------------------------ what lmms-eval reads
+    @property
+    def model(self) -> MSJoEForVideoQA:
+        if "_model" not in vars(self):
+            raise RuntimeError(
+                "lmms-eval released this model after its evaluation (`lmms.clean()` frees every nn.Module): build "
+                "a new MSJoELmmsEvalModel for another evaluation."
+            )
+        return self._model
+
+    @property
+    def config(self) -> MSJoEConfig:
+        """The MSJoE config (lmms-eval names in-memory models by `config._name_or_path`)."""
+        return self._config
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def get_model_info(self) -> dict[str, Any]:
+        """Model ids and revisions, K, candidate fps, pixel budgets, prompt hashes, selection and seed."""
+        return dict(self._model_info)
+
+    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        raise NotImplementedError(
+            "msjoe answers by generation (query turn, frame selection, answer turn) and does not score given "
+            "continuations: run generate_until tasks such as msjoe_videomme, not loglikelihood/multiple_choice ones."
+        )
+
+    def generate_until_multi_round(self, requests: list[Instance]) -> list[str]:
+        raise NotImplementedError(
+            "msjoe answers one question per doc (its own two MLLM turns); multi-round tasks are not supported."
+        )
+
+    # ------------------------------------------------------------------ generation
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        """Answer every request; batches hold docs of one task, answers come back in request order."""
+        rows = [self._resolve(index, request) for index, request in enumerate(requests)]  # all videos checked first
+        by_task: dict[str, list[_Row]] = {}
+        for row in rows:
+            by_task.setdefault(row.task, []).append(row)
+        answers = [""] * len(rows)
+        stage_seconds: dict[str, float] = {}
+        generated_tokens, start = 0, time.perf_counter()
+        with tqdm(total=len(rows), disable=self.rank != 0, desc="msjoe answering") as bar:
+            for task_rows in by_task.values():
+                for first in range(0, len(task_rows), self.batch_size):
+                    batch = task_rows[first : first + self.batch_size]
+                    outputs = self._answer(batch)
+                    for row, out in zip(batch, outputs):
+                        answers[row.index] = out.option or out.answer or ""
+                        generated_tokens += self._count_tokens(out)
+                    for stage, seconds in outputs[0].timings.items():  # batch wall times, shared by its rows
+                        stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
+                    self._write_sample_log(batch, outputs, answers)
+                    bar.update(len(batch))
+        self._log_throughput(time.perf_counter() - start, generated_tokens, stage_seconds, len(rows))
+        return answers
+
+    def _resolve(self, index: int, request: Instance) -> _Row:
+        """The request's doc -> video path, question, options and sampling arguments."""
+        context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
+        doc = self.task_dict[task][split][doc_id]
+        visuals = doc_to_visual(doc)
+        if len(visuals) != 1 or not isinstance(visuals[0], str):
+            raise ValueError(
+                f"{task} doc {doc_id}: msjoe needs exactly one video path per doc (`doc_to_visual`), got "
+                f"{[type(v).__name__ for v in visuals]}. Use the msjoe_* tasks or another video task."
+            )
+        if not os.path.isfile(visuals[0]):
+            raise FileNotFoundError(f"{task} doc {doc_id}: video {visuals[0]!r} does not exist.")
+        if MSJOE_QUESTION in doc:
+            question, options = doc[MSJOE_QUESTION], list(doc[MSJOE_OPTIONS])
+        else:
+            question, options = context, []
+            self._warn_once(
+                f"no-fields:{task}",
+                f"{task} docs have no `{MSJOE_QUESTION}`/`{MSJOE_OPTIONS}` fields: the task prompt is used as an "
+                "open question and the options are not passed separately. Use the msjoe_* tasks for MSJoE's protocol.",
+            )
+        self._warn_once(
+            "budgets",
+            f"The tasks' max_new_tokens/until are not used: MSJoE's turns have their own budgets "
+            f"(query_max_new_tokens={self.model.config.query_max_new_tokens}, "
+            f"answer_max_new_tokens={self.model.config.answer_max_new_tokens}).",
+        )
+        return _Row(index, task, split, doc_id, visuals[0], question, options, _sampling_kwargs(gen_kwargs))
+
+    def _answer(self, batch: Sequence[_Row]) -> list[MSJoEVideoQAOutput]:
+        """One `answer_batch` call; stochastic selections draw from a generator seeded by the batch's docs."""
+        key = f"{self.seed}:{batch[0].task}:" + ",".join(str(row.doc_id) for row in batch)
+        # the learned sampler draws on the model's device, the training-free selectors on the CPU
+        generator_device = self.device if self.selection == "msjoe" else torch.device("cpu")
+        generator = torch.Generator(device=generator_device).manual_seed(self.seed + zlib.crc32(key.encode()))
+        return self.model.answer_batch(
+            [row.video for row in batch],
+            [row.question for row in batch],
+            [row.options or None for row in batch],
+            selection=self.selection,
+            selection_options=self.selection_options,
+            num_key_frames=self.num_key_frames,
+            generation_kwargs=batch[0].sampling,
+            generator=generator,
+        )
+
+    # ------------------------------------------------------------------ logs
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message)
+
+    def _count_tokens(self, out: MSJoEVideoQAOutput) -> int:
+        """Generated tokens of both turns, re-counted from the decoded texts (special tokens excluded)."""
+        tokenizer = self.model.processor.tokenizer
+        texts = [t for t in (out.query_turn_text, out.answer_turn_text) if t]
+        return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+
+    def _log_throughput(self, seconds: float, tokens: int, stage_seconds: Mapping[str, float], num_docs: int) -> None:
+        """Per-stage seconds per doc into the results' `throughput` block (lmms-eval's `log_metrics`)."""
+        from lmms_eval.models.model_utils.gen_metrics import log_metrics
+
+        per_doc = {f"msjoe_{stage}_seconds_per_doc": value / max(num_docs, 1) for stage, value in stage_seconds.items()}
+        log_metrics(
+            total_elapsed_time=seconds,
+            total_gen_tokens=tokens,
+            avg_speed=tokens / seconds if seconds > 0 else 0.0,
+            additional_metrics={"total_requests": num_docs, **per_doc},
+        )
+
+    def _sample_log_file(self) -> str:
+        if self._sample_log_path is None:
+            path = os.path.abspath(os.path.expanduser(self.sample_log))
+            if self.world_size > 1:
+                stem, suffix = os.path.splitext(path)
+                path = f"{stem}.rank{self.rank}{suffix}"
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "w").close()  # one log per run: start empty
+            self._sample_log_path = path
+        return self._sample_log_path
+
+    def _write_sample_log(self, batch: Sequence[_Row], outputs: Sequence[MSJoEVideoQAOutput], answers: Sequence[str]) -> None:  # fmt: skip
+        """One JSON line per doc: queries, selected frames, both turns' texts, the returned answer, timings."""
+        if self.sample_log is None:
+            return
+        with open(self._sample_log_file(), "a", encoding="utf-8") as handle:
+            for row, out in zip(batch, outputs):
+                record = {
+                    "task": row.task, "split": row.split, "doc_id": row.doc_id, "video": row.video,
+                    "question": row.question, "options": row.options, "selection": out.selection,
+                    "queries": out.queries, "queries_fallback": out.queries_fallback,
+                    "query_turn_text": out.query_turn_text,
+                    "num_candidates": None if out.candidate_timestamps is None else len(out.candidate_timestamps),
+                    "key_frame_timestamps": out.key_frame_timestamps.tolist(),
+                    "answer_turn_text": out.answer_turn_text, "response": answers[row.index],
+                    "batch_size": len(batch), "batch_seconds": out.timings,
+                }  # fmt: skip
+                handle.write(json.dumps(record) + "\n")

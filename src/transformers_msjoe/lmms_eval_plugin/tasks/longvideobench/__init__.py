@@ -1,0 +1,1 @@
+"""The msjoe_longvideobench task for lmms-eval (yaml + utils.py)."""

@@ -1,0 +1,1 @@
+"""The msjoe_lvbench task for lmms-eval (yaml + utils.py)."""

@@ -1,0 +1,1 @@
+"""The msjoe_mlvu task for lmms-eval (yaml + utils.py)."""
