@@ -24,6 +24,16 @@ def offline_hub():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_default_feature_cache(tmp_path_factory):
+    """Models built in tests start with the CLIP-feature cache off (and pointed at a temp folder if turned on),
+    so no test reads another's entries or writes to ~/.cache; cache tests pass their own `MSJoEFeatureCache`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MSJOE_DISABLE_FEATURE_CACHE", "1")
+        patch.setenv("MSJOE_FEATURE_CACHE", str(tmp_path_factory.mktemp("feature-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory):
     return tmp_path_factory.mktemp("artifacts")
@@ -64,6 +74,34 @@ def needle_video(artifacts) -> str:
         events=[PlantedEvent(40.0, 44.0, "red", "a red square")],
         relative=False,
     )
+
+
+@pytest.fixture(scope="session")
+def longvideo_corpus(artifacts) -> dict:
+    """A raw long-video QA corpus: `videos_dir` (long_a 60 s, long_b 45 s, short_c 20 s; 1 fps, 160x120) and five
+    valid native question `rows` (copy them before editing). Treat `videos_dir` as read-only."""
+    videos_dir = artifacts / "longvideo-raw" / "videos"
+    for name, seconds in (("long_a", 60.0), ("long_b", 45.0), ("short_c", 20.0)):
+        make_synthetic_video(videos_dir / f"{name}.mp4", duration_seconds=seconds, fps=1.0)
+    rows = [
+        {"id": "a-0", "video": "long_a.mp4", "question": "Which box appears first?", "options": ["red", "blue", "yellow", "green"], "answer": "A", "question_type": "order"},
+        {"id": "a-1", "video_id": "long_a", "question": "How many boxes appear?", "options": ["A. one", "B. two", "C. three"], "answer": "C", "question_type": "count"},
+        {"id": "b-0", "video": "long_b.mp4", "question": "Which box is in the middle?", "options": {"A": "red", "B": "blue"}, "answer": "blue"},
+        {"id": "b-1", "video": "long_b.mp4", "question": "What is the background?", "options": ["a test pattern", "a forest"], "answer": "(A)"},
+        {"id": "c-0", "video": "short_c.mp4", "question": "Which box appears last?", "options": ["red", "blue", "yellow"], "answer": "C", "source": "synthetic"},
+    ]  # fmt: skip
+    return {"videos_dir": str(videos_dir), "rows": rows}
+
+
+@pytest.fixture
+def isolated_datasets_cache(tmp_path, monkeypatch) -> str:
+    """`datasets` caches into this test's temp folder, not ~/.cache (its local-folder cache key ignores the
+    folder's location, so tests sharing the user cache would read each other's video paths)."""
+    import datasets.config
+
+    cache = str(tmp_path / "hf-datasets-cache")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    return cache
 
 
 @pytest.fixture

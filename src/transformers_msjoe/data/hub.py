@@ -1,0 +1,100 @@
+"""Loading the dataset by Hub id or local folder (for the trainer and users), and pushing a built folder."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import datasets
+from datasets import Video, load_dataset
+
+from .card import write_dataset_card
+from .schema import DATA_DIR, STATE_DIR, check_features
+from .writer import LayoutError, list_splits, verify_layout
+
+__all__ = ["PUSH_IGNORE_PATTERNS", "MissingTokenError", "load_longvideo_qa", "push_longvideo_qa"]
+
+# Local bookkeeping that must not reach the Hub (rollout cache, reports with local paths);
+# `.msjoe/provenance.json` is pushed so a downloaded copy can re-render its card.
+PUSH_IGNORE_PATTERNS = [f"{STATE_DIR}/difficulty/**", f"{STATE_DIR}/reports/**", "**/*.tmp"]
+
+
+class MissingTokenError(ValueError):
+    """No Hugging Face token is available for a push."""
+
+
+def load_longvideo_qa(
+    name_or_path: str | os.PathLike = "msjoe/longvideo-qa",
+    split: str = "train",
+    *,
+    decode_video: bool = True,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | None = None,
+) -> datasets.Dataset:
+    """Load `msjoe/longvideo-qa` (or any repo / local folder in its layout) and check it has the documented schema.
+
+    Args:
+        name_or_path: a Hub dataset id or a local folder built by `msjoe data build`.
+        split: the split to load.
+        decode_video: `True` gives torchcodec `VideoDecoder`s in `video`; `False` gives `{"path": ..., "bytes": None}`
+            dicts, which pickle cheaply into DataLoader workers and which `transformers_msjoe.open_video` accepts.
+    Returns:
+        a `datasets.Dataset` with columns video, id, video_id, duration_seconds, question, options (plain texts,
+        lettered A, B, ... in order), answer (letter), question_type, pass_rate, source.
+    """
+    path = os.fspath(name_or_path)
+    data_files = None
+    if os.path.isdir(path):
+        path = os.path.abspath(path)
+        verify_layout(path).raise_if_broken(f"load {path!r}")
+        # Resolved file lists put the folder's location and file times into datasets' cache key; with the card's
+        # relative patterns alone, two copies of one folder share a cache (and its absolute video paths).
+        data_files = {s: os.path.join(path, DATA_DIR, s, "**") for s in list_splits(path)}
+    ds = load_dataset(path, split=split, data_files=data_files, revision=revision, token=token, cache_dir=cache_dir)
+    check_features(ds.features, where=f"{path!r} split {split!r}")
+    if not decode_video:
+        ds = ds.cast_column("video", Video(decode=False))
+    return ds
+
+
+def _resolve_token(token: str | None) -> str:
+    from huggingface_hub import get_token
+
+    resolved = token or get_token()
+    if not resolved:
+        raise MissingTokenError(
+            "No Hugging Face token found, so nothing can be pushed. Log in with `hf auth login`, set the HF_TOKEN "
+            "environment variable, or pass --token (a token with write access to the target namespace)."
+        )
+    return resolved
+
+
+def push_longvideo_qa(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+) -> Any:
+    """Verify a built folder, re-render its card for `repo_id`, and upload it as a Hub dataset repo (one commit)."""
+    from huggingface_hub import HfApi
+
+    folder = os.fspath(folder)
+    token = _resolve_token(token)
+    report = verify_layout(folder)
+    report.raise_if_broken(f"push {folder!r}")
+    if report.unreferenced_files:
+        raise LayoutError(
+            f"{len(report.unreferenced_files)} videos in {folder!r} are used by no question (e.g. "
+            f"{report.unreferenced_files[:3]}); they would be uploaded for nothing. Delete them, or run `msjoe data filter`."
+        )
+    write_dataset_card(folder, repo_id=repo_id)
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True).repo_id
+    return api.upload_folder(
+        repo_id=repo_id, folder_path=folder, repo_type="dataset", revision=revision,
+        commit_message=commit_message or "Upload LongVideoQA (msjoe data push)", ignore_patterns=PUSH_IGNORE_PATTERNS,
+    )  # fmt: skip

@@ -1,0 +1,95 @@
+"""Converter from LLaVA-Video-178K multiple-choice json to native records, and through validation."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from transformers_msjoe.cli.main import main
+from transformers_msjoe.data.converters import read_records, split_mcq_prompt
+from transformers_msjoe.data.qa_files import QAFileError
+from transformers_msjoe.data.validation import validate_records
+
+LLAVA_VIDEO_MCQ = [
+    {
+        "id": "v_abc",
+        "data_source": "youcook2",
+        "video": "youcook2/long_a.mp4",
+        "conversations": [
+            {"from": "human", "value": "<image>\nWhat does the cook add first?\nA. salt\nB. sugar\nC. flour\nD. eggs\nAnswer with the option's letter from the given choices directly."},
+            {"from": "gpt", "value": "C."},
+            {"from": "human", "value": "Which tool is used at the end?\nOptions:\n(A) a whisk\n(B) a knife\nPlease respond with only the letter of the correct answer."},
+            {"from": "gpt", "value": "B"},
+        ],
+    },
+    {
+        "id": "v_def",
+        "data_source": "charades",
+        "video": "charades/long_b.mp4",
+        "conversations": [{"from": "human", "value": "<image>\nDescribe the video."}, {"from": "gpt", "value": "A person walks."}],
+    },
+    {"id": "v_ghi", "video": "charades/long_b.mp4", "conversations": []},
+]  # fmt: skip
+
+
+def test_split_mcq_prompt():
+    question, options = split_mcq_prompt("<video>\nWhy?\nBecause.\nA) yes\nB) no\nC: maybe\nAnswer briefly.")
+    assert question == "Why?\nBecause." and options == ["A) yes", "B) no", "C: maybe"]
+    assert split_mcq_prompt("A dog runs. What colour is it?") == ("A dog runs. What colour is it?", [])
+
+
+@pytest.fixture
+def llava_corpus(longvideo_corpus, tmp_path):
+    """LLaVA-Video's layout: videos in per-source subfolders, one json file."""
+    videos = tmp_path / "llava_videos"
+    for sub, name in (("youcook2", "long_a.mp4"), ("charades", "long_b.mp4")):
+        os.makedirs(videos / sub, exist_ok=True)
+        shutil.copyfile(os.path.join(longvideo_corpus["videos_dir"], name), videos / sub / name)
+    path = tmp_path / "0_30_s_youtube_mc_qa_processed.json"
+    path.write_text(json.dumps(LLAVA_VIDEO_MCQ))
+    return path, videos
+
+
+def test_llava_video_records(llava_corpus):
+    path, _ = llava_corpus
+    records = read_records(path, "llava-video")
+    assert [r.fields.get("id") for r in records] == ["v_abc-0", "v_abc-1", "v_def", None]
+    first = records[0].fields
+    assert first["question"] == "What does the cook add first?"
+    assert first["options"] == ["A. salt", "B. sugar", "C. flour", "D. eggs"]
+    assert first["answer"] == "C." and first["source"] == "llava-video-178k/youcook2" and first["video"] == "youcook2/long_a.mp4"
+    assert records[1].fields["question"] == "Which tool is used at the end?" and records[1].location.endswith("[record 0, turn 1]")
+    assert records[2].fields["options"] == []  # open-ended turn: kept, validation rejects it
+    assert records[3].fields["question"] == ""  # no conversation: kept, validation rejects it
+
+
+def test_llava_video_through_validation(llava_corpus):
+    path, videos = llava_corpus
+    result = validate_records(read_records(path, "llava-video"), videos, show_progress=False)
+    kept = {row["id"]: row for row in result.rows}
+    assert set(kept) == {"v_abc-0", "v_abc-1"}
+    assert kept["v_abc-0"]["answer"] == "C" and kept["v_abc-0"]["options"] == ["salt", "sugar", "flour", "eggs"]
+    assert kept["v_abc-1"]["answer"] == "B" and kept["v_abc-0"]["video_id"] == "youcook2/long_a"
+    assert kept["v_abc-0"]["file_name"] == "videos/youcook2_long_a.mp4"
+    reasons = {row.location: [i.code for i in row.reasons] for row in result.rejected}
+    assert reasons == {
+        "0_30_s_youtube_mc_qa_processed.json[record 1, turn 0]": ["option_count"],
+        "0_30_s_youtube_mc_qa_processed.json[record 2]": ["empty_question", "option_count"],
+    }
+
+
+def test_unknown_format_is_an_error(llava_corpus):
+    with pytest.raises(QAFileError, match="Unknown question-file format 'tspo'"):
+        read_records(llava_corpus[0], "tspo")
+
+
+def test_cli_convert_writes_native_jsonl(llava_corpus, tmp_path, capsys):
+    path, _ = llava_corpus
+    out = tmp_path / "native.jsonl"
+    assert main(["data", "convert", str(path), "--format", "llava-video", "--out", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 4 and lines[0]["id"] == "v_abc-0"
+    assert "wrote 4 questions" in capsys.readouterr().out

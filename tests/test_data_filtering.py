@@ -1,0 +1,94 @@
+"""Filtering a built folder: too-short videos and always-solved questions go, with reasons; nothing silently."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import pyarrow.parquet as pq
+import pytest
+
+from transformers_msjoe.data import (
+    FilterCriteria,
+    build_longvideo_qa,
+    filter_dataset,
+    load_longvideo_qa,
+    verify_layout,
+)
+from transformers_msjoe.data.card import read_card_splits
+
+pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
+
+PASS_RATES = {"a-0": 1.0, "a-1": 0.5, "b-0": 0.0, "b-1": 0.875, "c-0": None}
+
+
+@pytest.fixture
+def built(longvideo_corpus, tmp_path):
+    rows = copy.deepcopy(longvideo_corpus["rows"])
+    for row in rows:
+        row["pass_rate"] = PASS_RATES[row["id"]]
+    rows[4]["split"] = "validation"  # c-0, on the 20 s video
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "built"
+    build_longvideo_qa(tmp_path / "qa.jsonl", longvideo_corpus["videos_dir"], out, show_progress=False)
+    return out
+
+
+def _ids(folder, split="train"):
+    return pq.read_table(folder / f"data/{split}/metadata.parquet").column("id").to_pylist()
+
+
+def test_min_duration_drops_short_videos_and_their_files(built):
+    report = filter_dataset(built, FilterCriteria(min_duration=50))
+    assert _ids(built) == ["a-0", "a-1"]
+    assert sorted(r["id"] for r in report.dropped_rows) == ["b-0", "b-1", "c-0"]
+    assert report.reason_counts() == {"too_short": 3}
+    assert sorted(report.deleted_videos) == ["data/train/videos/long_b.mp4", "data/validation/videos/short_c.mp4"]
+    assert not os.path.exists(built / "data/train/videos/long_b.mp4") and not os.path.exists(built / "data/validation")
+    assert report.removed_splits == ["validation"] and read_card_splits(built) == ["train"]
+    with open(report.report_path) as handle:
+        saved = json.load(handle)
+    assert saved["criteria"]["min_duration"] == 50 and len(saved["dropped_rows"]) == 3
+    layout = verify_layout(built)
+    assert layout.problems == [] and layout.unreferenced_files == []
+    assert load_longvideo_qa(str(built), split="train").num_rows == 2
+    assert "**filter**" in (built / "README.md").read_text()
+
+
+def test_max_pass_rate_needs_labels_or_a_policy(built):
+    with pytest.raises(ValueError, match="1 rows have no pass_rate.*--unlabelled keep"):
+        filter_dataset(built, FilterCriteria(max_pass_rate=0.9))
+    assert _ids(built) == ["a-0", "a-1", "b-0", "b-1"]  # unchanged
+    report = filter_dataset(built, FilterCriteria(max_pass_rate=0.9, unlabelled="keep"))
+    assert _ids(built) == ["a-1", "b-0", "b-1"] and _ids(built, "validation") == ["c-0"]
+    assert report.dropped_rows == [{"split": "train", "id": "a-0", "video_id": "long_a", "reasons": ["too_easy: pass_rate 1 > 0.9"]}]
+    assert report.deleted_videos == []  # long_a still has a-1
+
+
+def test_unlabelled_drop_and_min_pass_rate(built):
+    report = filter_dataset(built, FilterCriteria(min_pass_rate=0.1, unlabelled="drop"))
+    assert report.reason_counts() == {"too_hard": 1, "unlabelled": 1}
+    assert _ids(built) == ["a-0", "a-1", "b-1"]
+
+
+def test_dry_run_changes_nothing(built):
+    before = sorted(os.listdir(built / "data/train/videos"))
+    card = (built / "README.md").read_text()
+    report = filter_dataset(built, FilterCriteria(min_duration=50), dry_run=True)
+    assert len(report.dropped_rows) == 3 and report.report_path.endswith("filter-dry-run-1.json")
+    assert _ids(built) == ["a-0", "a-1", "b-0", "b-1"] and sorted(os.listdir(built / "data/train/videos")) == before
+    assert (built / "README.md").read_text() == card
+
+
+def test_dropping_everything_is_refused(built):
+    with pytest.raises(ValueError, match="drop every row.*nothing was changed"):
+        filter_dataset(built, FilterCriteria(min_duration=10_000))
+    assert _ids(built) == ["a-0", "a-1", "b-0", "b-1"]
+
+
+def test_criteria_are_validated():
+    with pytest.raises(ValueError, match="No filter given"):
+        FilterCriteria()
+    with pytest.raises(ValueError, match=r"max_pass_rate must be in \[0, 1\]"):
+        FilterCriteria(max_pass_rate=90)
