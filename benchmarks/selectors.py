@@ -42,6 +42,9 @@ BUDGETS = (8, 16, 32, 64)
 NOISE_LEVELS = (0.01, 0.025, 0.05)
 EVENT_COUNTS = (1, 3, 8)
 SIGNAL = 0.05
+EVENT_LENGTHS = (4, 16)  # shortest and longest planted span, frames
+EVENT_GAP = 8  # frames kept clear around each planted span
+MAX_PLACEMENT_TRIES = 10_000
 BASELINES = ("uniform", "clip_topk", "bolt", "qframe", "aks")
 UNTRAINED = "msjoe-untrained"
 
@@ -55,8 +58,20 @@ class Trial:
     seed: int
 
 
+def min_frames(num_events: int) -> int:
+    """Fewest candidates T for which `num_events` spans always fit, whatever the earlier ones' positions.
+
+    A placed span of length <= L_max rules out fewer than 2 * L_max + 2 * EVENT_GAP starts of the next one,
+    so with T - L_max starts there is always a free one when T exceeds this bound.
+    """
+    longest = EVENT_LENGTHS[1]
+    return (num_events - 1) * (2 * longest + 2 * EVENT_GAP - 1) + longest + 1
+
+
 def planted_trial(num_frames: int, num_events: int, noise: float, seed: int) -> Trial:
     """One synthetic query-frame similarity curve with `num_events` non-overlapping planted spans."""
+    if num_frames < min_frames(num_events):
+        raise ValueError(f"{num_events} planted events need at least {min_frames(num_events)} frames, got {num_frames}.")
     gen = torch.Generator().manual_seed(seed)
     t = torch.arange(num_frames, dtype=torch.float64) / num_frames
     phases = torch.rand(3, generator=gen, dtype=torch.float64) * 6.283
@@ -64,10 +79,14 @@ def planted_trial(num_frames: int, num_events: int, noise: float, seed: int) -> 
     curve = 0.20 + drift + noise * torch.randn(num_frames, generator=gen, dtype=torch.float64)
     planted = torch.zeros(num_frames, dtype=torch.bool)
     events: list[tuple[int, int]] = []
+    tries = 0
     while len(events) < num_events:
-        length = int(torch.randint(4, 17, (1,), generator=gen))
+        tries += 1
+        if tries > MAX_PLACEMENT_TRIES:  # unreachable above min_frames (a free start always exists); a guard
+            raise RuntimeError(f"Placed only {len(events)} of {num_events} events in {num_frames} frames; use more frames.")
+        length = int(torch.randint(EVENT_LENGTHS[0], EVENT_LENGTHS[1] + 1, (1,), generator=gen))
         start = int(torch.randint(0, num_frames - length, (1,), generator=gen))
-        if planted[max(0, start - 8) : start + length + 8].any():
+        if planted[max(0, start - EVENT_GAP) : start + length + EVENT_GAP].any():
             continue  # keep events apart so "events hit" is well defined
         planted[start : start + length] = True
         events.append((start, start + length))
@@ -224,6 +243,11 @@ def main() -> None:
         "--with-untrained-msjoe", action="store_true", help=f"Add {UNTRAINED}: the U-Net with random weights, as a floor."
     )
     args = parser.parse_args()
+    needed = min_frames(max(EVENT_COUNTS))
+    if args.frames < needed:
+        parser.error(f"--frames {args.frames} is too few for {max(EVENT_COUNTS)} planted events; use --frames {needed} or more.")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}.")
 
     start = time.perf_counter()
     trials = trial_grid(args.frames, args.seeds)

@@ -1,7 +1,8 @@
 """Shared fixtures: tiny offline models in Hub layout, a tiny open_clip folder, generated videos.
 
-Everything is built locally in a session temp folder; nothing is downloaded (HF_HUB_OFFLINE is set for the
-session). Factories return paths so tests exercise the real `from_pretrained` / open_clip loading code.
+Everything is built locally in a session temp folder; nothing is downloaded: `pytest_configure` turns the
+Hugging Face libraries offline before any of them is imported (they read the switches once, at import).
+Factories return paths so tests exercise the real `from_pretrained` / open_clip loading code.
 """
 
 from __future__ import annotations
@@ -10,18 +11,22 @@ import os
 
 import pytest
 
-from transformers_msjoe.synthetic_video import PlantedEvent, make_synthetic_video
-from transformers_msjoe.tiny_models import TINY_FAMILIES, save_tiny_clip, save_tiny_mllm
+OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def pytest_configure(config):
+    """No test may reach the Hub. Set before test modules import huggingface_hub (this file imports none)."""
+    for name in OFFLINE_SWITCHES:
+        os.environ[name] = "1"
 
 
 @pytest.fixture(scope="session", autouse=True)
 def offline_hub():
-    """No test may reach the Hub."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.setenv("HF_DATASETS_OFFLINE", "1")
-        patch.setenv("TRANSFORMERS_OFFLINE", "1")
-        yield
+    """Fails fast if a Hugging Face library was imported before `pytest_configure` and is therefore online."""
+    import huggingface_hub.constants
+
+    assert huggingface_hub.constants.HF_HUB_OFFLINE, "huggingface_hub was imported before the tests went offline"
+    yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,12 +47,16 @@ def artifacts(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_clip_dir(artifacts) -> str:
     """A random 3M-parameter open_clip model saved as an open_clip Hub-layout folder."""
+    from transformers_msjoe.tiny_models import save_tiny_clip
+
     return save_tiny_clip(artifacts / "tiny-clip")
 
 
 @pytest.fixture(scope="session")
 def tiny_mllm_dir(artifacts):
     """Factory: `tiny_mllm_dir(family)` -> folder of a tiny random MLLM + processor in Hub layout."""
+    from transformers_msjoe.tiny_models import save_tiny_mllm
+
     made: dict[str, str] = {}
 
     def make(family: str = "qwen2_5_vl") -> str:
@@ -61,12 +70,16 @@ def tiny_mllm_dir(artifacts):
 @pytest.fixture(scope="session")
 def short_video(artifacts) -> str:
     """2 minutes at 2 fps, 160x120, with three planted coloured boxes (at ~20 s, ~62 s, ~97 s)."""
+    from transformers_msjoe.synthetic_video import make_synthetic_video
+
     return make_synthetic_video(artifacts / "short.mp4", duration_seconds=120.0, fps=2.0)
 
 
 @pytest.fixture(scope="session")
 def needle_video(artifacts) -> str:
     """1 minute at 4 fps; a single red box from 40 s to 44 s (the needle)."""
+    from transformers_msjoe.synthetic_video import PlantedEvent, make_synthetic_video
+
     return make_synthetic_video(
         artifacts / "needle.mp4",
         duration_seconds=60.0,
@@ -80,6 +93,8 @@ def needle_video(artifacts) -> str:
 def longvideo_corpus(artifacts) -> dict:
     """A raw long-video QA corpus: `videos_dir` (long_a 60 s, long_b 45 s, short_c 20 s; 1 fps, 160x120) and five
     valid native question `rows` (copy them before editing). Treat `videos_dir` as read-only."""
+    from transformers_msjoe.synthetic_video import make_synthetic_video
+
     videos_dir = artifacts / "longvideo-raw" / "videos"
     for name, seconds in (("long_a", 60.0), ("long_b", 45.0), ("short_c", 20.0)):
         make_synthetic_video(videos_dir / f"{name}.mp4", duration_seconds=seconds, fps=1.0)
@@ -118,4 +133,4 @@ def tiny_msjoe(tiny_mllm_dir, tiny_clip_dir):
 
 
 def pytest_report_header(config):
-    return f"tiny MLLM families: {', '.join(TINY_FAMILIES)}; HF_HUB_OFFLINE forced; cpu threads {os.cpu_count()}"
+    return f"Hugging Face libraries forced offline; cpu threads {os.cpu_count()}"

@@ -11,10 +11,14 @@ import pytest
 
 from transformers_msjoe.data import (
     LONGVIDEO_QA_FEATURES,
+    LayoutError,
     LongVideoQA,
+    ValidationOptions,
     build_longvideo_qa,
+    load_longvideo_qa,
     verify_layout,
 )
+from transformers_msjoe.data import builder as builder_module
 from transformers_msjoe.data.qa_files import QAFileError
 
 pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
@@ -47,6 +51,17 @@ def test_builder_loads_a_raw_corpus_with_the_documented_features(raw, tmp_path):
     assert tuple(frames.data.shape) == (2, 3, 120, 160)
     report = builder.validation.to_report()
     assert report["rejected_by_reason"] == {"missing_video": 1} and report["unreferenced_files"] == ["unused.mp4"]
+
+
+def test_builder_takes_the_same_validation_options_as_build(raw, tmp_path):
+    options = ValidationOptions(min_options=3, probe_workers=2, duration_tolerance_seconds=1.0, default_source="mine")
+    builder = LongVideoQA(data_dir=str(raw), cache_dir=str(tmp_path / "cache"), validation=options)
+    assert builder.config_id != LongVideoQA(data_dir=str(raw), cache_dir=str(tmp_path / "cache")).config_id
+    builder.download_and_prepare()
+    ds = builder.as_dataset(split="train")
+    assert sorted(ds["id"]) == ["a-0", "a-1", "c-0"]  # min_options=3 drops the two-option questions b-0, b-1
+    assert set(ds["source"]) == {"mine", "synthetic"}  # c-0 names its own source
+    assert builder.validation.reason_counts() == {"option_count": 3, "missing_video": 1}  # b-0, b-1 and the row "x"
 
 
 def test_builder_cache_follows_the_files(raw, tmp_path):
@@ -82,6 +97,33 @@ def test_build_writes_the_hub_layout(raw, tmp_path):
     layout = verify_layout(out)
     assert layout.problems == [] and layout.splits == {"train": 5}
     assert not os.path.exists(f"{out}.partial")
+    assert set(load_longvideo_qa(out, decode_video=False)["source"]) == {"qa", "synthetic"}  # default: the file's name
+
+
+def test_a_build_killed_between_its_two_renames_is_recovered(raw, tmp_path, monkeypatch):
+    """Replacing a folder takes two renames; after a crash between them the next start puts the old one back."""
+    out = tmp_path / "out"
+    build_longvideo_qa(raw / "qa.jsonl", raw / "videos", out, show_progress=False)
+    real_replace, calls = os.replace, []
+
+    def die_on_the_second_rename(src, dst):
+        calls.append(dst)
+        if str(dst) == str(out):
+            raise KeyboardInterrupt("killed between the renames")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(builder_module.os, "replace", die_on_the_second_rename)
+    _write_jsonl(raw / "qa.jsonl", [json.loads(line) for line in (raw / "qa.jsonl").read_text().splitlines()][:2])
+    with pytest.raises(KeyboardInterrupt):
+        build_longvideo_qa(raw / "qa.jsonl", raw / "videos", out, overwrite=True, show_progress=False)
+    monkeypatch.setattr(builder_module.os, "replace", real_replace)
+    assert not out.exists() and verify_layout(f"{out}.previous").splits == {"train": 5}
+    with pytest.raises(LayoutError, match=r"is missing but .*out.previous' holds it.*Run the build again"):
+        verify_layout(out)
+    with pytest.raises(FileExistsError, match="pass --overwrite"):  # the next start restores the old folder first
+        build_longvideo_qa(raw / "qa.jsonl", raw / "videos", out, show_progress=False)
+    assert verify_layout(out).splits == {"train": 5} and not os.path.exists(f"{out}.previous")
+    assert build_longvideo_qa(raw / "qa.jsonl", raw / "videos", out, overwrite=True, show_progress=False).splits == {"train": 2}
 
 
 def test_build_refuses_to_overwrite_and_replaces_with_overwrite(raw, tmp_path):

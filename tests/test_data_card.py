@@ -78,3 +78,23 @@ def test_datasets_keys_local_cache_on_the_card(longvideo_corpus, tmp_path):
     write_dataset_card(out)
     assert verify_layout(out).problems == []
     assert load_dataset(str(out), split="train", cache_dir=cache).num_rows == 2
+
+
+def test_card_command_waits_for_the_folder_lock(longvideo_corpus, tmp_path, monkeypatch, capsys):
+    """`msjoe data card FOLDER` rewrites README.md under the folder's write lock; a busy folder is a clear error."""
+    from filelock import FileLock
+
+    from transformers_msjoe.cli.main import main
+    from transformers_msjoe.data import writer
+
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in longvideo_corpus["rows"]))
+    built = tmp_path / "built"
+    build_longvideo_qa(tmp_path / "qa.jsonl", longvideo_corpus["videos_dir"], built, show_progress=False)
+    assert main(["data", "card", str(built), "--repo-id", "me/qa"]) == 0
+    assert 'load_dataset("me/qa"' in (built / "README.md").read_text()
+    monkeypatch.setattr(writer, "LOCK_TIMEOUT_SECONDS", 0.2)
+    with FileLock(str(built / ".msjoe" / "lock")), pytest.raises(SystemExit) as exit_info:
+        main(["data", "card", str(built)])
+    assert exit_info.value.code == 2
+    assert "is being changed by another `msjoe data` command" in capsys.readouterr().err
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 from datasets import load_dataset
@@ -30,9 +31,11 @@ def test_build_label_filter_then_load_dataset(raw_qa, longvideo_corpus, tiny_mll
     assert "train 5 questions" in printed and "rejected 1 rows: {'answer_not_in_options': 1}" in printed
     assert "qa.jsonl:6: answer_not_in_options" in printed
 
-    label = ["data", "label-difficulty", str(out), "--model", tiny_mllm_dir("qwen2_5_vl"), "--num-rollouts", "2", "--frames", "4", "--max-new-tokens", "3"]  # fmt: skip
+    label = ["data", "label-difficulty", str(out), "--model", tiny_mllm_dir("qwen2_5_vl"), "--num-rollouts", "2", "--frames", "2", "--max-new-tokens", "3"]  # fmt: skip
     assert main(label) == 0
-    assert "labelled 5 questions (5 computed now" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "labelled 5 questions (5 computed now" in printed and "report: " in printed
+    assert re.search(r"unparsable answers \(counted as wrong\): \d+ of 10 \(\d+\.\d%\)", printed)
     assert main(label) == 0  # a rerun finds everything labelled
     assert "labelled 0 questions (0 computed now, 0 from an earlier run; 5 already had a pass_rate)" in capsys.readouterr().out
 
@@ -52,6 +55,19 @@ def test_build_label_filter_then_load_dataset(raw_qa, longvideo_corpus, tiny_mll
     assert main(["data", "verify", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "'video': Video(decode=True" in printed and "video: VideoDecoder duration" in printed
+
+
+def test_verify_of_an_empty_split_says_so(monkeypatch, capsys):
+    from datasets import Dataset
+
+    from transformers_msjoe import data
+
+    empty = Dataset.from_dict({name: [] for name in LONGVIDEO_QA_FEATURES}, features=LONGVIDEO_QA_FEATURES)
+    monkeypatch.setattr(data, "load_longvideo_qa", lambda *args, **kwargs: empty)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "verify", "me/longvideo-qa", "--split", "validation"])
+    assert exit_info.value.code == 2
+    assert "Split 'validation' of me/longvideo-qa has no rows" in capsys.readouterr().err
 
 
 def test_build_errors_are_one_line_with_the_fix(tmp_path, longvideo_corpus, capsys):

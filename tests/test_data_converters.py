@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from transformers_msjoe.cli.main import main
-from transformers_msjoe.data.converters import read_records, split_mcq_prompt
+from transformers_msjoe.data.converters import read_records, split_llava_prompt
 from transformers_msjoe.data.qa_files import QAFileError
 from transformers_msjoe.data.validation import validate_records
 
@@ -32,13 +32,23 @@ LLAVA_VIDEO_MCQ = [
         "conversations": [{"from": "human", "value": "<image>\nDescribe the video."}, {"from": "gpt", "value": "A person walks."}],
     },
     {"id": "v_ghi", "video": "charades/long_b.mp4", "conversations": []},
+    {
+        "id": "v_jkl",
+        "video": "charades/long_b.mp4",
+        "conversations": [
+            "not a turn",
+            {"from": "gpt", "value": "B"},
+            {"from": "human", "value": "<image>\nWho wrote the book on the table?\nA. J. K. Rowling\nB. C. S. Lewis"},
+            {"from": "gpt", "value": "A"},
+        ],
+    },
 ]  # fmt: skip
 
 
-def test_split_mcq_prompt():
-    question, options = split_mcq_prompt("<video>\nWhy?\nBecause.\nA) yes\nB) no\nC: maybe\nAnswer briefly.")
-    assert question == "Why?\nBecause." and options == ["A) yes", "B) no", "C: maybe"]
-    assert split_mcq_prompt("A dog runs. What colour is it?") == ("A dog runs. What colour is it?", [])
+def test_split_llava_prompt():
+    question, options = split_llava_prompt("<video>\nWhy?\nBecause.\nOptions:\nA) yes\nB) no\nC: maybe\nAnswer briefly.")
+    assert question == "Why?\nBecause." and options == {"A": "yes", "B": "no", "C": "maybe"}
+    assert split_llava_prompt("A dog runs. What colour is it?") == ("A dog runs. What colour is it?", {})
 
 
 @pytest.fixture
@@ -56,29 +66,37 @@ def llava_corpus(longvideo_corpus, tmp_path):
 def test_llava_video_records(llava_corpus):
     path, _ = llava_corpus
     records = read_records(path, "llava-video")
-    assert [r.fields.get("id") for r in records] == ["v_abc-0", "v_abc-1", "v_def", None]
+    assert [r.fields.get("id") for r in records] == ["v_abc-0", "v_abc-1", "v_def", "v_ghi", "v_jkl", "v_jkl-conversations0", "v_jkl-conversations1"]  # fmt: skip
     first = records[0].fields
-    assert first["question"] == "What does the cook add first?"
-    assert first["options"] == ["A. salt", "B. sugar", "C. flour", "D. eggs"]
+    assert first["question"] == "What does the cook add first?"  # media token and instruction line dropped
+    assert first["options"] == {"A": "salt", "B": "sugar", "C": "flour", "D": "eggs"}
     assert first["answer"] == "C." and first["source"] == "llava-video-178k/youcook2" and first["video"] == "youcook2/long_a.mp4"
     assert records[1].fields["question"] == "Which tool is used at the end?" and records[1].location.endswith("[record 0, turn 1]")
-    assert records[2].fields["options"] == []  # open-ended turn: kept, validation rejects it
-    assert records[3].fields["question"] == ""  # no conversation: kept, validation rejects it
+    assert records[2].fields["options"] == {}  # open-ended turn: kept, validation rejects it
+    assert records[3].fields["conversion_problems"] == ["the record has no `conversations` list of human/gpt turns (got [])"]
+    assert records[4].fields["options"] == {"A": "J. K. Rowling", "B": "C. S. Lewis"}
+    assert records[5].location.endswith("[record 3, conversations[0]]") and "is a str, not a {from, value} object" in records[5].fields["conversion_problems"][0]  # fmt: skip
+    assert "(from 'gpt') is not part of a human/gpt question-answer pair: 'B'" in records[6].fields["conversion_problems"][0]
 
 
 def test_llava_video_through_validation(llava_corpus):
     path, videos = llava_corpus
     result = validate_records(read_records(path, "llava-video"), videos, show_progress=False)
     kept = {row["id"]: row for row in result.rows}
-    assert set(kept) == {"v_abc-0", "v_abc-1"}
+    assert set(kept) == {"v_abc-0", "v_abc-1", "v_jkl"}
     assert kept["v_abc-0"]["answer"] == "C" and kept["v_abc-0"]["options"] == ["salt", "sugar", "flour", "eggs"]
     assert kept["v_abc-1"]["answer"] == "B" and kept["v_abc-0"]["video_id"] == "youcook2/long_a"
     assert kept["v_abc-0"]["file_name"] == "videos/youcook2_long_a.mp4"
+    assert kept["v_jkl"]["options"] == ["J. K. Rowling", "C. S. Lewis"] and kept["v_jkl"]["answer"] == "A"
     reasons = {row.location: [i.code for i in row.reasons] for row in result.rejected}
+    name = "0_30_s_youtube_mc_qa_processed.json"
     assert reasons == {
-        "0_30_s_youtube_mc_qa_processed.json[record 1, turn 0]": ["option_count"],
-        "0_30_s_youtube_mc_qa_processed.json[record 2]": ["empty_question", "option_count"],
+        f"{name}[record 1, turn 0]": ["option_count"],
+        f"{name}[record 2]": ["conversion_problem"],
+        f"{name}[record 3, conversations[0]]": ["conversion_problem"],
+        f"{name}[record 3, conversations[1]]": ["conversion_problem"],
     }
+    assert result.reason_counts() == {"option_count": 1, "conversion_problem": 3}  # every source entry accounted for
 
 
 def test_unknown_format_is_an_error(llava_corpus):
@@ -91,5 +109,9 @@ def test_cli_convert_writes_native_jsonl(llava_corpus, tmp_path, capsys):
     out = tmp_path / "native.jsonl"
     assert main(["data", "convert", str(path), "--format", "llava-video", "--out", str(out)]) == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) == 4 and lines[0]["id"] == "v_abc-0"
-    assert "wrote 4 questions" in capsys.readouterr().out
+    assert len(lines) == 7 and lines[0]["id"] == "v_abc-0"
+    printed = capsys.readouterr().out
+    assert "wrote 4 questions" in printed and "3 source entries hold no question" in printed
+    assert "[record 2]: the record has no `conversations` list" in printed
+    result = validate_records(read_records(out), llava_corpus[1], show_progress=False)  # the jsonl builds the same way
+    assert len(result.rows) == 3 and result.reason_counts() == {"option_count": 1, "conversion_problem": 3}

@@ -87,6 +87,39 @@ def test_dropping_everything_is_refused(built):
     assert _ids(built) == ["a-0", "a-1", "b-0", "b-1"]
 
 
+def _filter_when_both_are_ready(folder, criteria, barrier):
+    barrier.wait(timeout=30)
+    filter_dataset(folder, criteria)
+
+
+def test_two_concurrent_filters_do_not_lose_a_step(built, monkeypatch):
+    """Two processes filter one folder at once; every read is slowed down so that, without the folder lock, both
+    would read the same metadata and provenance and each second write would undo the first."""
+    import multiprocessing
+    import time
+
+    from transformers_msjoe.data import filtering, writer
+
+    def slow(read):
+        return lambda *a, **k: (read(*a, **k), time.sleep(0.3))[0]
+
+    monkeypatch.setattr(filtering, "read_metadata", slow(filtering.read_metadata))
+    monkeypatch.setattr(writer, "read_json", slow(writer.read_json))  # only `append_provenance` reads through it
+    context = multiprocessing.get_context("fork")  # inherits the slowed-down writer
+    barrier = context.Barrier(2)
+    criteria = (FilterCriteria(min_duration=50), FilterCriteria(max_pass_rate=0.9, unlabelled="keep"))
+    processes = [context.Process(target=_filter_when_both_are_ready, args=(str(built), c, barrier)) for c in criteria]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0, 0]
+    steps = json.loads((built / ".msjoe/provenance.json").read_text())["steps"]
+    assert [s["step"] for s in steps] == ["build", "filter", "filter"]
+    assert _ids(built) == ["a-1"]  # b-0, b-1 too short, a-0 too easy: both filters applied, in either order
+    assert not os.path.exists(built / "data/validation") and verify_layout(built).problems == []
+
+
 def test_criteria_are_validated():
     with pytest.raises(ValueError, match="No filter given"):
         FilterCriteria()

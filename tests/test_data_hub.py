@@ -13,13 +13,13 @@ from transformers_msjoe.cli.main import main
 from transformers_msjoe.data import (
     LONGVIDEO_QA_FEATURES,
     LayoutError,
-    MissingTokenError,
     build_longvideo_qa,
     check_features,
     load_longvideo_qa,
     push_longvideo_qa,
 )
 from transformers_msjoe.data.hub import PUSH_IGNORE_PATTERNS
+from transformers_msjoe.hub_utils import MissingHubTokenError
 from transformers_msjoe.video_io import open_video
 
 pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
@@ -75,7 +75,7 @@ def test_check_features_names_each_mismatch():
 
 
 def test_push_without_a_token_says_how_to_get_one(built, no_token, capsys):
-    with pytest.raises(MissingTokenError, match="hf auth login"):
+    with pytest.raises(MissingHubTokenError, match="so pushing the dataset is not possible.*hf auth login"):
         push_longvideo_qa(built, "me/longvideo-qa")
     with pytest.raises(SystemExit) as exit_info:
         main(["data", "push", str(built), "--repo-id", "me/longvideo-qa"])
@@ -95,10 +95,12 @@ def test_push_uploads_the_folder_as_a_dataset_repo(built, monkeypatch):
     upload = calls["upload"]
     assert upload["repo_id"] == "me/longvideo-qa" and upload["repo_type"] == "dataset" and upload["folder_path"] == str(built)
     assert upload["ignore_patterns"] == PUSH_IGNORE_PATTERNS
-    from huggingface_hub.utils import filter_repo_objects  # the filter upload_folder applies
+    # the filter upload_folder applies
+    from huggingface_hub.utils import filter_repo_objects
 
     (built / ".msjoe/difficulty").mkdir()
     (built / ".msjoe/difficulty/rollouts.jsonl").write_text("{}\n")
+    assert (built / ".msjoe/lock").is_file()  # the write lock, held during the push: local, not sent
     files = [os.path.relpath(os.path.join(d, f), built) for d, _, fs in os.walk(built) for f in fs]
     sent = sorted(filter_repo_objects(files, ignore_patterns=upload["ignore_patterns"]))
     assert sent == [".msjoe/provenance.json", "README.md", "data/train/metadata.parquet", "data/train/videos/long_a.mp4", "data/train/videos/long_b.mp4", "data/train/videos/short_c.mp4"]  # fmt: skip

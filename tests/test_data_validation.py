@@ -67,7 +67,7 @@ def test_valid_rows_are_normalised(rows, videos):
         ({"options": ["A. red", "C. blue"]}, "bad_options"),
         ({"options": ["A. red", "blue"]}, "bad_options"),
         ({"options": ["red", "Red", "blue", "green"]}, "duplicate_options"),
-        ({"options": ["A. A. red", "B. blue"]}, "bad_options"),  # stored "A. red" would be re-read as a label
+        ({"options": ["A. Lincoln", "G. Washington"]}, "bad_options"),  # looks lettered, but not A, B: ambiguous
         ({"pass_rate": 1.5}, "bad_pass_rate"),
         ({"duration": 600}, "duration_mismatch"),
         ({"duration": -3}, "bad_duration"),
@@ -82,6 +82,24 @@ def test_each_bad_row_is_rejected_with_its_reason(rows, videos, edit, code):
     assert [row["id"] for row in result.rows] == ["b-0"]
     assert code in _reasons(result)["qa.jsonl:1"]
     assert all(issue.message for issue in result.rejected[0].reasons)
+
+
+@pytest.mark.parametrize(
+    ("options", "stored"),
+    [
+        (["J. K. Rowling", "C. S. Lewis"], ["J. K. Rowling", "C. S. Lewis"]),
+        (["A. A. Milne", "B. C. S. Lewis"], ["A. Milne", "C. S. Lewis"]),  # lettered input: the labels go
+        ({"A": "A. Lincoln", "B": "G. Washington"}, ["A. Lincoln", "G. Washington"]),
+    ],
+)
+def test_option_texts_that_start_like_labels_are_stored_as_plain_texts(rows, videos, options, stored):
+    """Stored options are plain texts by schema, read back with `lettered_options` (never re-parsed as labels)."""
+    from transformers_msjoe.data.schema import lettered_options
+
+    result = validate_records(_records([{**rows[2], "options": options, "answer": "B"}]), videos, show_progress=False)
+    (row,) = result.rows
+    assert row["options"] == stored and row["answer"] == "B"
+    assert [(o.letter, o.text) for o in lettered_options(row["options"])] == [("A", stored[0]), ("B", stored[1])]
 
 
 def test_several_problems_of_one_row_are_all_reported(rows, videos):
@@ -102,6 +120,27 @@ def test_duplicate_ids_keep_the_first_and_name_it(rows, videos):
     assert [row["id"] for row in result.rows] == ["a-0"]
     (rejected,) = result.rejected
     assert rejected.reasons[0].code == "duplicate_id" and "qa.jsonl:1" in rejected.reasons[0].message
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "third", "code", "named"),
+    [
+        ({"id": "a-0"}, {"id": "a-0", "row": 2}, {"id": "a-0", "row": 3}, "duplicate_id", "qa.jsonl:2"),
+        ({"id": "a-0"}, {"id": "a-0-copy"}, {"id": "a-0-again"}, "duplicate_question", "qa.jsonl:2"),
+        ({"video": "long_b.mp4", "video_id": "long_a"}, {}, {"row": 2, "video_id": "long_a"}, "video_id_conflict", "'long_a.mp4'"),
+    ],
+)
+def test_the_first_valid_copy_is_kept_when_an_earlier_one_is_rejected(rows, videos, first, second, third, code, named):
+    """A first copy rejected for another reason (here a bad answer) must not take a valid later copy down with it."""
+
+    def row(edit):
+        edit = dict(edit)
+        return {**rows[edit.pop("row", 0)], **edit}
+
+    result = validate_records(_records([{**row(first), "answer": "Z"}, row(second), row(third)]), videos, show_progress=False)
+    assert [r["id"] for r in result.rows] == [row(second)["id"]]
+    assert _reasons(result) == {"qa.jsonl:1": ["answer_not_in_options"], "qa.jsonl:3": [code]}
+    assert named in result.rejected[1].reasons[0].message
 
 
 def test_duplicate_question_on_the_same_video(rows, videos):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 
 import datasets
 import pytest
 import yaml
-from lmms_eval_fixtures import LONGVIDEOBENCH_ROWS, LVBENCH_ROWS, MLVU_ROWS, VIDEOMME_ROWS
+from fixtures.lmms_eval import LONGVIDEOBENCH_ROWS, LVBENCH_ROWS, MLVU_ROWS, VIDEOMME_ROWS
 
 from transformers_msjoe.cli.main import main
 from transformers_msjoe.lmms_eval_plugin import TASK_NAMES, tasks_path
@@ -19,7 +20,6 @@ from transformers_msjoe.lmms_eval_plugin.benchmarks import (
     MSJOE_QUESTION,
     add_msjoe_fields,
     official_task_utils,
-    split_embedded_options,
 )
 
 # our task yaml -> the lmms-eval task it adapts (same prompt, split, scorer and metric)
@@ -49,13 +49,51 @@ def _simple_yaml(path: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- options
-def test_split_embedded_options():
-    assert split_embedded_options("What colour?\n(A) red\n(B) blue\n") == ("What colour?", ["A. red", "B. blue"])
-    assert split_embedded_options("Q?\n\n(A) x\n\n(B) y") == ("Q?", ["A. x", "B. y"])
-    # not options: no stem, letters out of order, "(A)" only mentioned in the question
-    assert split_embedded_options("(A) x\n(B) y") == ("(A) x\n(B) y", [])
-    assert split_embedded_options("Q?\n(B) x\n(C) y") == ("Q?\n(B) x\n(C) y", [])
-    assert split_embedded_options("Is option (A) in the frame?") == ("Is option (A) in the frame?", [])
+# how each official prompt (`doc_to_text`) prints an option line: "A. text" or "(A) text"
+_OFFICIAL_OPTION_LINE = {
+    "videomme": re.compile(r"^([A-Z])\. (.+)$"),
+    "longvideobench": re.compile(r"^([A-Z])\. (.+)$"),
+    "lvbench": re.compile(r"^\(([A-Z])\) (.+)$"),
+    "mlvu": re.compile(r"^\(([A-Z])\) (.+)$"),
+}
+_ROWS = {"videomme": VIDEOMME_ROWS, "longvideobench": LONGVIDEOBENCH_ROWS, "lvbench": LVBENCH_ROWS, "mlvu": MLVU_ROWS}
+
+
+def _official_letters(benchmark: str, doc: dict) -> tuple[list[str], str]:
+    """The options as the official prompt letters them (`["A. text", ...]`) and the official gold letter."""
+    official = official_task_utils(benchmark)
+    default_kwargs = _simple_yaml(os.path.join(tasks_path(), benchmark, f"msjoe_{benchmark}.yaml"))
+    prompt = getattr(official, f"{benchmark}_doc_to_text")(doc, dict(default_kwargs["lmms_eval_specific_kwargs"]["default"]))  # fmt: skip
+    lines = [_OFFICIAL_OPTION_LINE[benchmark].match(line) for line in prompt.splitlines()]
+    gold = chr(ord("A") + doc["correct_choice"]) if benchmark == "longvideobench" else doc["answer"]
+    return [f"{m.group(1)}. {m.group(2)}" for m in lines if m], gold
+
+
+@pytest.mark.parametrize(
+    ("benchmark", "index"), [(name, i) for name, rows in sorted(_ROWS.items()) for i in range(len(rows))]
+)
+def test_options_are_lettered_as_the_official_prompt_and_scorer_letter_them(benchmark, index):
+    """Label-like option texts ("U.S. flag", "C. 5") stay texts: MSJoE's letter for the gold option is the
+    official gold letter, and each letter names the same text as in the official prompt."""
+    doc = _ROWS[benchmark][index]
+    official_options, gold = _official_letters(benchmark, doc)
+    _, options = BENCHMARKS[benchmark].question_and_options(doc)
+    assert options == official_options and len(options) >= 2
+    answered = gold + ". " + dict(o.split(". ", 1) for o in official_options)[gold]
+    assert answered in options  # the gold letter names the gold text in MSJoE's options too
+
+
+def test_label_like_option_texts_in_the_fixtures():
+    assert BENCHMARKS["longvideobench"].question_and_options(LONGVIDEOBENCH_ROWS[2])[1] == ["A. U.S. flag", "B. C. 5", "C. a red square"]  # fmt: skip
+    assert BENCHMARKS["lvbench"].question_and_options(LVBENCH_ROWS[2])[1] == ["A. C. 5", "B. D. 6", "C. 1", "D. U.S. flag"]  # fmt: skip
+    # even texts that start with "A. ", "B. " in order are texts in an option column (the prompt shows "(A) A. 7")
+    row = {"question": "Which page?", "options": ["A. 7", "B. 8"], "answer": "B"}
+    assert BENCHMARKS["lvbench"].question_and_options(row)[1] == ["A. A. 7", "B. B. 8"]
+
+
+def test_embedded_options_without_a_stem_are_an_open_question():
+    assert BENCHMARKS["mlvu"].question_and_options({"question": "(A) x\n(B) y"}) == ("(A) x\n(B) y", [])
+    assert BENCHMARKS["mlvu"].question_and_options({"question": "Describe it."}) == ("Describe it.", [])
 
 
 @pytest.mark.parametrize(
@@ -107,7 +145,7 @@ def test_longvideobench_options_stop_at_first_na_like_the_official_scorer():
 
 
 def test_add_msjoe_fields_and_open_question_warning(caplog):
-    dataset = datasets.Dataset.from_list(MLVU_ROWS + [{**MLVU_ROWS[0], "question": "Describe the video."}])
+    dataset = datasets.Dataset.from_list(MLVU_ROWS[:2] + [{**MLVU_ROWS[0], "question": "Describe the video."}])
     out = add_msjoe_fields(dataset, "mlvu")
     assert out[MSJOE_QUESTION] == ["What colour is the square?", "What is the video about?", "Describe the video."]
     assert out[MSJOE_OPTIONS][2] == [] and len(out[MSJOE_OPTIONS][0]) == 4

@@ -137,7 +137,7 @@ def test_answer_batch_rows_are_independent(tiny_msjoe, short_video, needle_video
         ("", OPTIONS, ValueError, "non-empty string"),
         ("   ", OPTIONS, ValueError, "non-empty string"),
         (QUESTION, "A. red B. blue", ValueError, "single string"),
-        (QUESTION, ["A. red", "blue"], ValueError, "mixes lettered"),
+        (QUESTION, ["A. red", "blue"], ValueError, "look lettered"),
     ],
 )
 def test_bad_questions_and_options(tiny_msjoe, short_video, question, options, error, message):
@@ -214,3 +214,30 @@ def test_processor_is_saved_with_the_model(tiny_msjoe, tmp_path):
     loaded = MSJoEForVideoQA.from_pretrained(tmp_path)
     assert isinstance(loaded.processor, MSJoEProcessor)
     assert loaded.processor.answer_template.startswith("Just answer.")
+
+
+def test_given_queries_are_validated_not_truncated(tiny_msjoe, short_video):
+    model = tiny_msjoe()
+    with pytest.raises(ValueError, match="between 1 and 4 non-empty queries"):
+        model.select_frames(short_video, QUESTION, OPTIONS, queries=[f"q{i}" for i in range(5)])
+    with pytest.raises(ValueError, match="between 1 and 4"):
+        model.select_frames(short_video, QUESTION, OPTIONS, queries=["  "])
+    with pytest.raises(ValueError, match="wrap it in a list"):
+        model.select_frames(short_video, QUESTION, OPTIONS, queries="a red square")
+
+
+def test_one_generator_per_row_makes_sampling_independent_of_the_batch(tiny_msjoe, short_video, needle_video):
+    model = tiny_msjoe(sampler_selection_mode="sample")
+    torch.nn.init.normal_(model.sampler.head.weight, std=1.0)
+    queries = [["a red square"], ["a red square"]]
+
+    def picks(videos, seeds):
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        outs = model.answer_batch(videos, [QUESTION] * len(videos), None, queries=queries[: len(videos)], generator=generators)
+        return [o.key_frame_indices.tolist() for o in outs]
+
+    alone = picks([needle_video], [7])[0]
+    batched = picks([short_video, needle_video], [3, 7])[1]
+    assert alone == batched
+    with pytest.raises(ValueError, match="one per row"):
+        picks([short_video, needle_video], [1])

@@ -8,6 +8,7 @@ from transformers_msjoe.prompts import (
     letter_options,
     parse_answer,
     parse_queries,
+    split_inline_options,
 )
 
 
@@ -26,7 +27,7 @@ def test_letter_options_accepts_the_common_forms(options):
 
 
 def test_letter_options_keeps_given_letters_and_open_questions():
-    assert [o.letter for o in letter_options(["C. x", "E. y"])] == ["C", "E"]
+    assert [o.letter for o in letter_options({"C": "x", "E": "y"})] == ["C", "E"]
     assert letter_options(None) == []
     assert format_options([]) == ""
     assert format_options(letter_options(["x", "y"])) == "Options:\nA. x\nB. y\n"
@@ -36,8 +37,9 @@ def test_letter_options_keeps_given_letters_and_open_questions():
     "options, message",
     [
         ("A. cat B. dog", "single string"),
-        (["A. cat", "dog"], "mixes lettered and unlettered"),
-        (["A. cat", "A. dog"], "unique"),
+        (["A. cat", "dog"], "look lettered"),
+        ({"A": "cat", "a": "dog"}, "unique"),
+        (["A. cat", "A. dog"], "look lettered"),
         (["A. ", "B. dog"], "needs a text"),
         ({"AB": "cat"}, "single letters"),
         ([f"option {i}" for i in range(27)], "At most 26"),
@@ -46,6 +48,33 @@ def test_letter_options_keeps_given_letters_and_open_questions():
 def test_letter_options_rejects_what_cannot_be_lettered(options, message):
     with pytest.raises(ValueError, match=message):
         letter_options(options)
+
+
+@pytest.mark.parametrize(
+    "options, texts",
+    [
+        (["U.S. flag", "a dog"], ["U.S. flag", "a dog"]),  # starts like a label, but not "A."
+        (["C. 5", "D. 6"], ["C. 5", "D. 6"]),  # option texts of a benchmark column, lettered by position
+        (["J. K. Rowling", "Tolkien"], ["J. K. Rowling", "Tolkien"]),
+    ],
+)
+def test_texts_that_merely_start_with_a_letter_stay_texts(options, texts):
+    lettered = letter_options(options)
+    assert [o.letter for o in lettered] == ["A", "B"] and [o.text for o in lettered] == texts
+
+
+def test_lettered_flag_forces_either_reading():
+    assert [o.text for o in letter_options(["A. 5", "B. 6"], lettered=False)] == ["A. 5", "B. 6"]
+    assert [o.text for o in letter_options(["A. 5", "B. 6"])] == ["5", "6"]
+    with pytest.raises(ValueError, match="no 'X. ' label"):
+        letter_options(["A. 5", "six"], lettered=True)
+
+
+def test_split_inline_options():
+    stem, options = split_inline_options("Which box comes first?\n(A) red\n(B) blue\nAnswer with a letter.")
+    assert stem == "Which box comes first?\nAnswer with a letter."
+    assert [str(o) for o in options] == ["A. red", "B. blue"]
+    assert split_inline_options("A plain question.") == ("A plain question.", [])
 
 
 def test_templates_have_the_documented_fields():
@@ -92,3 +121,8 @@ def test_parse_answer_open_and_format():
     parsed = parse_answer("<answer> forty two </answer>")
     assert parsed.text == "forty two" and parsed.option is None and parsed.well_formed
     assert not parse_answer("<answer>A</answer><answer>B</answer>", "AB").well_formed
+
+
+def test_already_lettered_options_pass_through():
+    given = letter_options(["A. Lincoln", "G. Washington"], lettered=False)
+    assert letter_options(given) == given and given[0].text == "A. Lincoln"

@@ -107,6 +107,8 @@ def test_unknown_name_and_option_errors_name_the_fix(small_sampler):
         ("qframe", {"logit_scale": float("nan")}, "`logit_scale`"),
         ("aks", {"max_depth": -1}, "`max_depth`"),
         ("aks", {"threshold": "high"}, "`threshold`"),
+        ("aks", {"judge_top": "segment"}, "`judge_top`"),
+        ("aks", {"max_depth": True}, "`max_depth`"),
         ("clip_topk", {"query_source": "none"}, "`query_source`"),
         ("bolt", {"query_reduction": "sum"}, "`query_reduction`"),
     ],
@@ -127,6 +129,35 @@ def test_bad_similarity_input_is_rejected(name):
         selector.select(torch.full((1, 10), float("nan")), 10, 4)
     with pytest.raises(ValueError, match="positive integer"):
         selector.select(torch.rand(1, 10), 10, 0)
+
+
+def test_msjoe_checks_the_similarity_against_the_candidates(small_sampler):
+    selector = build_selector("msjoe", sampler=small_sampler)
+    with pytest.raises(ValueError, match=r"'msjoe' must be \(num_queries >= 1, num_candidates=10\), got shape \(2, 9\)"):
+        selector.select(torch.rand(2, 9), 10, 4)
+    with pytest.raises(ValueError, match="needs a similarity matrix"):
+        selector.select(None, 10, 4)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        selector.select(torch.full((1, 10), float("inf")), 10, 4)
+
+
+@pytest.mark.parametrize(("name", "options"), [("qframe", {}), ("msjoe", {"mode": "sample"})])
+def test_a_seed_instead_of_a_generator_is_rejected(name, options, small_sampler):
+    with pytest.raises(ValueError, match=r"torch.Generator or None, got int; pass e.g. torch.Generator\(\).manual_seed"):
+        _selector(name, small_sampler, **options).select(torch.rand(1, 20), 20, 4, generator=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU to put the generator and logits on different devices")
+def test_one_generator_serves_any_device(small_sampler):
+    similarity = torch.rand(2, 50, generator=torch.Generator().manual_seed(0))
+    gpu_sampler = MSJoEFrameSampler(small_sampler.config).to("cuda").eval()
+    sample = build_selector("msjoe", sampler=gpu_sampler, mode="sample")
+    on_cpu = sample.select(similarity, 50, 6, generator=torch.Generator().manual_seed(1))  # CPU generator, GPU logits
+    again = sample.select(similarity, 50, 6, generator=torch.Generator().manual_seed(1))
+    assert on_cpu.indices.tolist() == again.indices.tolist() and on_cpu.indices.device.type == "cpu"
+    cuda_gen = torch.Generator(device="cuda").manual_seed(1)
+    picks = build_selector("qframe").select(similarity, 50, 6, generator=cuda_gen).indices  # GPU generator, CPU logits
+    assert picks.shape == (6,) and torch.all(picks.diff() > 0)
 
 
 def test_query_rows_are_combined_by_max_or_mean():
@@ -229,6 +260,29 @@ def test_aks_threshold_extremes():
         assert never_top[quarter * 3 : quarter * 3 + 3].tolist() == expected
 
 
+def test_aks_judges_with_the_whole_budget_by_default():
+    # Left half: 4 spikes in 32 frames; right half: a flat 0.5. K = 8, so the left half has a budget of 4.
+    similarity = torch.zeros(1, 64)
+    similarity[0, 2:6] = 1.0
+    similarity[0, 32:] = 0.5
+    # "budget" (default): s_top = mean of the left half's top 8 = 0.5, s_all = 0.125, margin 0.375 < 0.8 -> split
+    # down to one frame per 8-frame leaf, so the spikes share one pick and the rest of the half is covered.
+    assert AKSSelector().select(similarity, 64, 8).indices.tolist() == [2, 8, 16, 24, 32, 40, 48, 56]
+    # "share": s_top = mean of its top 4 = 1.0, margin 0.875 > 0.8 -> the half keeps its 4 spikes.
+    share = AKSSelector(judge_top="share").select(similarity, 64, 8).indices.tolist()
+    assert share == [2, 3, 4, 5, 32, 40, 48, 56]
+
+
+@pytest.mark.parametrize("k", [3, 5, 7, 12])
+def test_aks_returns_exactly_k_when_the_budget_is_not_a_power_of_two(k):
+    # max_depth 5 allows 32 leaves: a floor of K / 2**depth would give some leaves no frame at all.
+    similarity = 0.3 + 0.05 * torch.sin(torch.arange(500) / 7.0)[None]
+    picks = AKSSelector().select(similarity, 500, k).indices
+    assert picks.shape == (k,) and torch.all(picks.diff() > 0)
+    # no pure peak here, so AKS splits: each of the K roughly equal stretches of time keeps a frame
+    assert int(picks.diff().max()) < 2 * 500 // k
+
+
 def test_qframe_honours_the_generator():
     similarity = 0.2 + 0.05 * torch.rand(1, 128, generator=torch.Generator().manual_seed(4))
     selector = build_selector("qframe")
@@ -278,7 +332,7 @@ def test_msjoe_selector_topk_vs_sample(small_sampler):
 def test_bolt_and_qframe_dataclass_defaults_are_the_documented_ones():
     assert BOLTSelector().power == 2.0
     assert (QFrameSelector().temperature, QFrameSelector().logit_scale) == (0.8, 100.0)
-    assert (AKSSelector().threshold, AKSSelector().max_depth) == (0.8, 5)
+    assert (AKSSelector().threshold, AKSSelector().max_depth, AKSSelector().judge_top) == (0.8, 5, "budget")
     for cls in (BOLTSelector, QFrameSelector, AKSSelector):
         assert (cls().query_source, cls().query_reduction) == ("question", "max")
 
@@ -334,3 +388,20 @@ def test_cli_selection_by_name_with_options(tiny_mllm_dir, tiny_clip_dir, short_
     report = json.loads(capsys.readouterr().out)
     assert report["selection"] == "aks" and len(report["key_frame_indices"]) == 5
     assert report["queries"] == [QUESTION]
+    # the option reached the selector: the picks are AKS(max_depth=1) on the reported similarity, not the default's
+    similarity, num_candidates = torch.tensor(report["similarity"]), len(report["candidate_timestamps"])
+    depth_one = AKSSelector(max_depth=1).select(similarity, num_candidates, 5).indices.tolist()
+    assert report["key_frame_indices"] == depth_one
+    assert depth_one != AKSSelector().select(similarity, num_candidates, 5).indices.tolist()
+
+
+def test_cli_selection_help_lists_the_registered_strategies(capsys, monkeypatch):
+    from transformers_msjoe import selection
+    from transformers_msjoe.cli.main import main
+
+    # a strategy registered by user code shows up too: the list is read from the registry, not hard-coded
+    monkeypatch.setitem(selection._SELECTORS, "my_selector", selection.UniformSelector)
+    with pytest.raises(SystemExit):
+        main(["select", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"one of {', '.join(available_selectors())}" in help_text and "my_selector" in help_text

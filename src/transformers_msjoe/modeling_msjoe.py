@@ -29,6 +29,7 @@ from transformers.utils import logging
 
 from .clip_scoring import MSJoECLIPScorer
 from .configuration_msjoe import MSJoEConfig
+from .feature_cache import MSJoEFeatureCache, default_feature_cache, resolve_feature_cache
 from .frame_features import CandidateFeatures, extract_candidate_features, plan_video_candidates
 from .model_card import render_model_card
 from .modeling_sampler import MSJoEFrameSampler
@@ -66,6 +67,7 @@ class MSJoEVideoQAOutput:
     answer: str | None = None  # the answer (content of <answer> tags when present)
     option: str | None = None  # the parsed option letter, if any
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (batch wall time for batches)
+    feature_cache: str | None = None  # candidate features: "hit" (from the cache), "miss", "off" or "uncacheable"
     video: str | None = None  # the video's path or a label for in-memory videos
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,7 +117,9 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         self.mllm = mllm
         self.sampler = MSJoEFrameSampler(config.sampler_config)
         self.processor = processor
+        self.sampler_is_untrained = False  # set by `from_mllm` when no trained sampler weights were given
         self._clip_scorer: MSJoECLIPScorer | None = None
+        self._feature_cache: MSJoEFeatureCache | None = default_feature_cache()
         self.post_init()
 
     # ------------------------------------------------------------------ construction
@@ -158,12 +162,8 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             sampler_config = sampler.config
         config = MSJoEConfig(mllm_config=mllm_model.config, sampler_config=sampler_config, clip=clip, **config_kwargs)
         model = cls(config, mllm=mllm_model, processor=processor)
-        if sampler is None:
-            logger.warning(
-                "The MSJoE sampler is randomly initialised: train it (examples/train_grpo.py, stage 1) or pass "
-                "`sampler=`; until then its picks are arbitrary, so use e.g. selection='clip_topk' or 'uniform'."
-            )
-        else:
+        model.sampler_is_untrained = sampler is None  # warned about when the learned selection is first used
+        if sampler is not None:
             model.sampler.load_state_dict(sampler.state_dict())
         return model.to(mllm_model.device)
 
@@ -171,7 +171,16 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any) -> MSJoEForVideoQA:
         """Load weights and config (transformers), then the processor saved in the same folder or repo."""
         processor = kwargs.pop("processor", None)
-        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        try:
+            model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except RuntimeError as err:
+            if "mismatched_sizes" not in str(err):
+                raise
+            raise ValueError(
+                f"The config does not fit the checkpoint {pretrained_model_name_or_path!s}: some weights have other "
+                "shapes (see the load report above). Do not override architecture fields (`mllm_config`, "
+                "`sampler_config`) when loading, or pass `ignore_mismatched_sizes=True` to re-initialise them."
+            ) from err
         if processor is None:
             hub_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
             try:
@@ -221,6 +230,16 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             self._clip_scorer = MSJoECLIPScorer(self.config.clip_model_name, self.config.clip_pretrained, device=self.device)
         return self._clip_scorer.to(self.device)
 
+    @property
+    def feature_cache(self) -> MSJoEFeatureCache | None:
+        """The CLIP-feature cache `candidate_features` reads and fills (on by default, under the HF cache or
+        `$MSJOE_FEATURE_CACHE`; `$MSJOE_DISABLE_FEATURE_CACHE=1` turns the default off). `None` when off."""
+        return self._feature_cache
+
+    def set_feature_cache(self, cache: MSJoEFeatureCache | str | os.PathLike | bool | None) -> None:
+        """Point the feature cache at a folder or an `MSJoEFeatureCache`, `True` for the default, `False` to turn it off."""
+        self._feature_cache = resolve_feature_cache(cache)
+
     def set_clip_scorer(self, scorer: MSJoECLIPScorer) -> None:
         """Use an already-loaded CLIP (e.g. shared between several models, or a half-precision copy)."""
         self._clip_scorer = scorer
@@ -259,6 +278,15 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
     def set_input_embeddings(self, value: torch.nn.Module) -> None:
         self.mllm.set_input_embeddings(value)
 
+    def get_output_embeddings(self) -> torch.nn.Module:
+        """The MLLM's LM head (PEFT's `all-linear` and TRL's LoRA checks exclude it by this)."""
+        return self.mllm.get_output_embeddings()
+
+    @property
+    def generation_config(self):
+        """The wrapped MLLM's generation config: `generate` delegates to the MLLM (TRL reads eos/pad from here)."""
+        return self.mllm.generation_config
+
     # ------------------------------------------------------------------ pipeline stages
     def _require_processor(self) -> MSJoEProcessor:
         if self.processor is None:
@@ -268,16 +296,19 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             )
         return self.processor
 
-    def candidate_features(self, video: VideoInput, *, show_progress: bool = False) -> CandidateFeatures:
-        """CLIP embeddings of the video's candidate frames (decode + encode in bounded batches)."""
+    def candidate_features(self, video: VideoInput, *, show_progress: bool = False, use_cache: bool = True) -> CandidateFeatures:
+        """CLIP embeddings of the video's candidate frames: from the feature cache when there, else decoded and
+        encoded in bounded batches (and cached). `use_cache=False` bypasses the cache for this call."""
         reader = open_video(video)
         return extract_candidate_features(
             reader,
             self.clip_scorer,
             candidate_fps=self.config.candidate_fps,
             max_candidate_frames=self.config.max_candidate_frames,
+            seek_mode=self.config.candidate_seek_mode,
             batch_size=self.config.clip_batch_size,
             show_progress=show_progress,
+            cache=self.feature_cache if use_cache else None,
         )
 
     @torch.no_grad()
@@ -339,7 +370,11 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             out.queries = list(parsed.queries) or [out.question]
             out.queries_fallback = not parsed.queries
             if out.queries_fallback:
-                logger.warning(f"No visual query could be parsed from the query turn; scoring frames with the question. Output: {text[:200]!r}")
+                logger.warning_once(
+                    "A query turn gave no parsable <query> tags; such rows score frames with the question and are "
+                    "flagged `queries_fallback=True` in their output."
+                )
+                logger.info(f"Unparsable query turn: {text[:200]!r}")
             elif self.config.use_question_as_query and out.question not in out.queries:
                 out.queries.append(out.question)
 
@@ -350,10 +385,11 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         options: Sequence[Any] | None,
         *,
         selection: str | None,
+        selection_options: Mapping[str, Any] | None,
         num_key_frames: int | None,
         queries: Sequence[Sequence[str]] | None,
         generation_kwargs: Mapping[str, Any] | None,
-        generator: torch.Generator | None,
+        generator: torch.Generator | Sequence[torch.Generator] | None,
         show_progress: bool,
     ) -> tuple[list[VideoReader], list[list[LetteredOption]], list[MSJoEVideoQAOutput], dict[str, float]]:
         """Stages 1-3 for a batch: queries, CLIP similarity, frame selection."""
@@ -364,7 +400,15 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
                 raise ValueError(f"The question must be a non-empty string, got {question!r}.")
         timings: dict[str, float] = {}
         name = selection or self.config.selection
-        selector = build_selector(name, sampler=self.sampler, mode=self.config.sampler_selection_mode) if name == "msjoe" else build_selector(name)  # fmt: skip
+        selector_options = dict(selection_options or {})
+        if name == "msjoe":
+            selector_options.setdefault("mode", self.config.sampler_selection_mode)
+        selector = build_selector(name, sampler=self.sampler, **selector_options)
+        if name == "msjoe" and self.sampler_is_untrained:
+            logger.warning_once(
+                "The MSJoE sampler is randomly initialised (from_mllm without `sampler=`): its picks are arbitrary. "
+                "Train it (examples/train_grpo.py, stage 1), pass trained weights, or use e.g. selection='clip_topk'."
+            )
         lettered = [letter_options(o) for o in (options or [None] * len(questions))]
         with _timed(timings, "open"):
             readers = [open_video(v) for v in videos]
@@ -374,22 +418,41 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         ]
         if queries is not None:
             for out, row_queries in zip(outputs, queries):
-                out.queries = [q for q in row_queries if q.strip()][: self.config.sampler_config.max_num_queries]
+                out.queries = self._given_queries(row_queries)
         elif selector.query_source == "reasoned":
             self._selection_queries(readers, [o.question for o in outputs], lettered, outputs, timings, generation_kwargs)
         elif selector.query_source == "question":
             for out in outputs:
                 out.queries = [out.question]
         k = num_key_frames or self.config.num_key_frames
-        for reader, out in zip(readers, outputs):
-            self._score_and_select(reader, out, selector, k, timings, generator, show_progress)
+        generators = list(generator) if isinstance(generator, Sequence) else [generator] * len(readers)
+        if len(generators) != len(readers):
+            raise ValueError(f"Got {len(generators)} generators for {len(readers)} rows; pass one per row or a single one.")
+        for reader, out, row_generator in zip(readers, outputs, generators):
+            self._score_and_select(reader, out, selector, k, timings, row_generator, show_progress)
         return readers, lettered, outputs, timings
+
+    def _given_queries(self, queries: Sequence[str]) -> list[str]:
+        """Validate queries passed by the caller (they replace the query turn)."""
+        if isinstance(queries, str):
+            raise ValueError(f"`queries` must be a list of strings, got the string {queries[:60]!r}; wrap it in a list.")
+        kept = [" ".join(q.split()) for q in queries if q and q.strip()]
+        max_queries = self.config.sampler_config.max_num_queries
+        if not kept or len(kept) > max_queries:
+            raise ValueError(
+                f"Pass between 1 and {max_queries} non-empty queries (the sampler's `max_num_queries`), got {list(queries)}."
+            )
+        return kept
 
     def _score_and_select(self, reader, out, selector, k, timings, generator, show_progress) -> None:
         """CLIP similarity of the row's queries to its candidates (§3.2), then the selector's K frames (§3.3)."""
         similarity = None
-        if out.queries:
+        if out.queries and selector.query_source != "none":  # e.g. uniform never needs CLIP, even given queries
+            if self._clip_scorer is None:  # the first use loads the frozen CLIP: timed as its own stage
+                with _timed(timings, "clip_load"):
+                    _ = self.clip_scorer
             features = self.candidate_features(reader, show_progress=show_progress)
+            out.feature_cache = features.cache_status
             for stage, seconds in features.timings.items():
                 timings[stage] = timings.get(stage, 0.0) + seconds
             with _timed(timings, "clip_text"):
@@ -412,6 +475,7 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         options: Any = None,
         *,
         selection: str | None = None,
+        selection_options: Mapping[str, Any] | None = None,
         num_key_frames: int | None = None,
         queries: Sequence[str] | None = None,
         generation_kwargs: Mapping[str, Any] | None = None,
@@ -423,7 +487,8 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         Arguments as in [`~MSJoEForVideoQA.answer`].
         """
         _, _, outputs, timings = self._select(
-            [video], [question], [options], selection=selection, num_key_frames=num_key_frames,
+            [video], [question], [options], selection=selection, selection_options=selection_options,
+            num_key_frames=num_key_frames,
             queries=None if queries is None else [queries], generation_kwargs=generation_kwargs,
             generator=generator, show_progress=show_progress,
         )  # fmt: skip
@@ -438,6 +503,7 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         options: Any = None,
         *,
         selection: str | None = None,
+        selection_options: Mapping[str, Any] | None = None,
         num_key_frames: int | None = None,
         queries: Sequence[str] | None = None,
         generation_kwargs: Mapping[str, Any] | None = None,
@@ -451,6 +517,8 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             question: the question text.
             options: multiple-choice options (`["A. ...", ...]`, plain strings, or `{"A": ...}`); `None` for open QA.
             selection: frame-selection strategy (default `config.selection`), see `available_selectors()`.
+            selection_options: the strategy's hyper-parameters, e.g. `{"temperature": 0.5}` for `"qframe"` or
+                `{"query_source": "reasoned"}` to feed MSJoE's queries to a baseline (see docs/selectors.md).
             num_key_frames: K for this call (default `config.num_key_frames`).
             queries: skip the query turn and score frames against these visual queries.
             generation_kwargs: extra `generate` arguments for both MLLM turns (greedy by default).
@@ -458,7 +526,8 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             show_progress: a tqdm bar while candidate frames are decoded and encoded.
         """
         return self.answer_batch(
-            [video], [question], [options], selection=selection, num_key_frames=num_key_frames,
+            [video], [question], [options], selection=selection, selection_options=selection_options,
+            num_key_frames=num_key_frames,
             queries=None if queries is None else [queries], generation_kwargs=generation_kwargs,
             generator=generator, show_progress=show_progress,
         )[0]  # fmt: skip
@@ -471,16 +540,19 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         options: Sequence[Any] | None = None,
         *,
         selection: str | None = None,
+        selection_options: Mapping[str, Any] | None = None,
         num_key_frames: int | None = None,
         queries: Sequence[Sequence[str]] | None = None,
         generation_kwargs: Mapping[str, Any] | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         show_progress: bool = False,
     ) -> list[MSJoEVideoQAOutput]:
         """Answer a batch of questions; both MLLM turns run batched. Arguments as in [`~MSJoEForVideoQA.answer`],
-        one entry per row (`queries`: one list of queries per row)."""
+        one entry per row (`queries`: one list of queries per row; `generator`: one, or one per row so that a
+        row's stochastic selection does not depend on what it was batched with)."""
         readers, lettered, outputs, timings = self._select(
-            videos, questions, options, selection=selection, num_key_frames=num_key_frames, queries=queries,
+            videos, questions, options, selection=selection, selection_options=selection_options,
+            num_key_frames=num_key_frames, queries=queries,
             generation_kwargs=generation_kwargs, generator=generator, show_progress=show_progress,
         )  # fmt: skip
         processor = self._require_processor()

@@ -206,9 +206,14 @@ def topk_frames(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def sample_frames(logits: torch.Tensor, k: int, generator: torch.Generator | None = None) -> SampledFrames:
-    """K draws without replacement from softmax(logits) `(T,)` via Gumbel top-K (exactly sequential sampling)."""
+    """K draws without replacement from softmax(logits) `(T,)` via Gumbel top-K (exactly sequential sampling).
+
+    The noise is drawn on `generator`'s device and moved to the logits (T floats), so one CPU generator
+    seeds both the CPU baselines and a sampler on the GPU.
+    """
     k = clamp_budget(k, int(torch.isfinite(logits).sum()))
-    uniform = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
+    noise_device = logits.device if generator is None else generator.device
+    uniform = torch.rand(logits.shape, generator=generator, device=noise_device, dtype=torch.float32).to(logits.device)
     gumbel = -torch.log(-torch.log(uniform.clamp(1e-10, 1.0 - 1e-7)))
     keys = logits.detach().float() + gumbel  # -inf stays -inf: padded frames are never drawn
     draw_order = torch.topk(keys, k).indices  # (K,) by decreasing key = draw order

@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 from transformers import AutoProcessor, BatchFeature, ProcessorMixin
-from transformers.utils import PushToHubMixin, cached_file, logging
+from transformers.utils import PushToHubMixin, logging
 from transformers.video_utils import VideoMetadata
 
+from .hub_utils import find_optional_file
 from .prompts import (
     ANSWER_TEMPLATE,
     ANSWER_TEMPLATE_OPEN,
@@ -196,13 +197,7 @@ class MSJoEProcessor(PushToHubMixin):
         """Load from an MSJoE checkpoint, or from a plain MLLM repo (default templates)."""
         hub_kwargs = {k: kwargs.pop(k) for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
         mllm_processor = AutoProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **kwargs)
-        config_file = cached_file(
-            pretrained_model_name_or_path,
-            PROCESSOR_CONFIG_NAME,
-            _raise_exceptions_for_missing_entries=False,
-            _raise_exceptions_for_connection_errors=False,
-            **hub_kwargs,
-        )
+        config_file = find_optional_file(pretrained_model_name_or_path, PROCESSOR_CONFIG_NAME, **hub_kwargs)
         settings: dict[str, Any] = {}
         if config_file is not None:
             with open(config_file) as handle:

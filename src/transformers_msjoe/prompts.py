@@ -24,6 +24,7 @@ __all__ = [
     "letter_options",
     "parse_answer",
     "parse_queries",
+    "split_inline_options",
 ]
 
 QUERY_TEMPLATE = (
@@ -63,11 +64,16 @@ class LetteredOption:
         return f"{self.letter}. {self.text}"
 
 
-def letter_options(options: Sequence[str] | Mapping[str, str] | None) -> list[LetteredOption]:
+def letter_options(
+    options: Sequence[str] | Mapping[str, str] | None, *, lettered: bool | None = None
+) -> list[LetteredOption]:
     """Normalise multiple-choice options to `[LetteredOption("A", "..."), ...]`.
 
-    Accepts a list of already-lettered strings (`"A. cat"`, `"(B) dog"`, `"C) ..."`), a list of plain strings
-    (lettered A, B, C ... in order), or a mapping `{"A": "cat", ...}`. Raises `ValueError` naming the problem.
+    Accepts a mapping `{"A": "cat", ...}`, a list of `LetteredOption`s, or a list of strings that either carry their letters (`"A. cat"`,
+    `"(B) dog"`, `"C) ..."`) or are plain texts (lettered A, B, C ... by position). `lettered=None` detects
+    the first form only when the entries start with A, B, C ... in order, so texts such as "U.S. flag" or
+    ["C. 5", "D. 6"] stay texts; pass `lettered=False` for option columns whose texts are never lettered.
+    Raises `ValueError` naming the problem.
     """
     if options is None:
         return []
@@ -78,19 +84,10 @@ def letter_options(options: Sequence[str] | Mapping[str, str] | None) -> list[Le
         )
     if isinstance(options, Mapping):
         pairs = [(str(k).strip().upper(), str(v).strip()) for k, v in options.items()]
+    elif all(isinstance(o, LetteredOption) for o in options):  # already normalised, e.g. by a dataset reader
+        pairs = [(o.letter, o.text) for o in options]
     else:
-        items = [str(o) for o in options]
-        matches = [_LETTERED.match(o) for o in items]
-        if all(matches) and items:
-            pairs = [(m.group(1), m.group(2).strip()) for m in matches]
-        elif any(matches):
-            raise ValueError(
-                f"`options` mixes lettered and unlettered entries: {items}. Letter all of them ('A. ...') or none."
-            )
-        else:
-            if len(items) > len(_LETTERS):
-                raise ValueError(f"At most {len(_LETTERS)} options can be lettered, got {len(items)}.")
-            pairs = [(_LETTERS[i], o.strip()) for i, o in enumerate(items)]
+        pairs = _list_pairs([str(o) for o in options], lettered)
     letters = [letter for letter, _ in pairs]
     if any(len(letter) != 1 or letter not in _LETTERS for letter in letters):
         raise ValueError(f"Option letters must be single letters A-Z, got {letters}.")
@@ -99,6 +96,49 @@ def letter_options(options: Sequence[str] | Mapping[str, str] | None) -> list[Le
     if any(not text for _, text in pairs):
         raise ValueError(f"Every option needs a text after its letter, got {[str(o) for o in options]}.")
     return [LetteredOption(letter, text) for letter, text in pairs]
+
+
+def _list_pairs(items: list[str], lettered: bool | None) -> list[tuple[str, str]]:
+    matches = [_LETTERED.match(item) for item in items]
+    in_order = [bool(m) and m.group(1) == _LETTERS[i % 26] for i, m in enumerate(matches)]
+    if lettered is None:
+        if items and all(in_order):
+            lettered = True
+        elif items and in_order[0]:
+            bad = in_order.index(False)
+            raise ValueError(
+                f"`options` look lettered ({items[0]!r}) but entry {bad} is {items[bad]!r}, not "
+                f"'{_LETTERS[bad]}. ...'. Letter every option in order, or pass lettered=False if the texts merely "
+                "start with letters."
+            )
+    if lettered:
+        if not all(matches):
+            raise ValueError(f"lettered=True but {items[[bool(m) for m in matches].index(False)]!r} has no 'X. ' label.")
+        return [(m.group(1), m.group(2).strip()) for m in matches]
+    if len(items) > len(_LETTERS):
+        raise ValueError(f"At most {len(_LETTERS)} options can be lettered, got {len(items)}.")
+    return [(_LETTERS[i], item.strip()) for i, item in enumerate(items)]
+
+
+_INLINE_OPTION = re.compile(r"^\s*\(?([A-Z])[\.\):]\s*(.+?)\s*$", re.MULTILINE)
+
+
+def split_inline_options(text: str) -> tuple[str, list[LetteredOption]]:
+    """Split a question whose options are written on their own lines ("(A) cat" / "A. cat") into the question
+    stem and its options; used by benchmark adapters and dataset converters. No option lines: `(text, [])`."""
+    lines = text.splitlines()
+    matches = [_INLINE_OPTION.match(line) for line in lines]
+    first = next((i for i, m in enumerate(matches) if m and m.group(1) == "A"), None)
+    if first is None:
+        return text.strip(), []
+    options, end = [], first
+    for m in matches[first:]:
+        if not m or m.group(1) != _LETTERS[len(options)]:
+            break
+        options.append(LetteredOption(m.group(1), m.group(2)))
+        end += 1
+    stem = "\n".join(lines[:first] + lines[end:]).strip()
+    return stem, options
 
 
 def format_options(options: Sequence[LetteredOption]) -> str:

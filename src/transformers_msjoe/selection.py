@@ -25,7 +25,8 @@ frame by `query_reduction` (max by default: a frame is relevant when any query m
 Every strategy returns `min(K, T)` distinct candidate indices in ascending (time) order; when the video has
 fewer candidates than K all of them are used, with the shared warning of `clamp_budget`. All strategies are
 deterministic except those that sample by definition (`qframe`, `msjoe` with `mode="sample"`), which draw
-from the `generator` passed to `select` (a CPU `torch.Generator` for the baselines).
+from the `generator` passed to `select` (a `torch.Generator` on any device: `sample_frames` draws the noise on
+the generator's device and moves it to the logits).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from .modeling_sampler import (
     sample_frames,
     topk_frames,
 )
+from .video_io import plan_uniform_timestamps
 
 __all__ = [
     "AKSSelector",
@@ -165,19 +167,18 @@ def parse_selection_options(items: Sequence[str] | None) -> dict[str, Any]:
     return options
 
 
-def combine_queries(similarity: torch.Tensor | None, num_candidates: int, reduction: QueryReduction, name: str) -> torch.Tensor:
-    """One relevance score per candidate, `(Q, T)` or `(T,)` -> `(T,)` float64 on the CPU (max or mean over queries).
+def _checked_similarity(similarity: torch.Tensor | None, num_candidates: int, name: str) -> torch.Tensor:
+    """The `(Q, T)` view of a `(Q, T)` or `(T,)` similarity, after checking it matches the candidates and is finite.
 
-    Raw cosines are combined (they share CLIP's embedding space); the max keeps a frame relevant when any one
-    query matches it, the mean favours frames that match all of them.
+    Every strategy that scores frames goes through this, so a matrix built for another video (or another
+    candidate grid) is an error here rather than picks past the end of the candidate list.
     """
     if similarity is None:
         raise ValueError(
             f"The {name!r} selection scores frames with CLIP and needs a similarity matrix (queries x candidates); "
             "got None. Call it through MSJoEForVideoQA, or pass the (Q, T) cosine similarities."
         )
-    sim = similarity.detach().to(device="cpu", dtype=torch.float64)
-    sim = sim[None] if sim.dim() == 1 else sim  # (Q, T)
+    sim = similarity[None] if similarity.dim() == 1 else similarity  # (Q, T)
     if sim.dim() != 2 or sim.shape[0] == 0 or sim.shape[1] != num_candidates:
         raise ValueError(
             f"The similarity matrix for {name!r} must be (num_queries >= 1, num_candidates={num_candidates}), got "
@@ -185,7 +186,26 @@ def combine_queries(similarity: torch.Tensor | None, num_candidates: int, reduct
         )
     if not torch.isfinite(sim).all():
         raise ValueError(f"The similarity matrix for {name!r} contains NaN or infinite values; check the CLIP features.")
+    return sim
+
+
+def combine_queries(similarity: torch.Tensor | None, num_candidates: int, reduction: QueryReduction, name: str) -> torch.Tensor:
+    """One relevance score per candidate, `(Q, T)` or `(T,)` -> `(T,)` float64 on the CPU (max or mean over queries).
+
+    Raw cosines are combined (they share CLIP's embedding space); the max keeps a frame relevant when any one
+    query matches it, the mean favours frames that match all of them.
+    """
+    sim = _checked_similarity(similarity, num_candidates, name).detach().to(device="cpu", dtype=torch.float64)  # (Q, T)
     return sim.amax(dim=0) if reduction == "max" else sim.mean(dim=0)  # (T,)
+
+
+def _check_generator(generator: torch.Generator | None, name: str) -> None:
+    """Reject a seed or other object passed where a `torch.Generator` is expected (its device may be any)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(
+            f"`generator` of the {name!r} selection must be a torch.Generator or None, got {type(generator).__name__}; "
+            "pass e.g. torch.Generator().manual_seed(0)."
+        )
 
 
 def _minmax(scores: torch.Tensor) -> torch.Tensor:
@@ -233,10 +253,18 @@ class UniformSelector(FrameSelector):
     name = "uniform"
     query_source = "none"
 
-    def select(self, similarity, num_candidates, k, *, generator=None) -> FrameSelection:
+    def select(
+        self,
+        similarity: torch.Tensor | None,
+        num_candidates: int,
+        k: int,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> FrameSelection:
         _check_budget(k)
         k = clamp_budget(k, num_candidates)
-        indices = ((torch.arange(k, dtype=torch.float64) + 0.5) * num_candidates / k).floor().long()  # (K,)
+        # the same bin centres as uniform timestamps, on the candidate-index axis
+        indices = plan_uniform_timestamps(num_candidates, k).floor().long()  # (K,)
         weights = torch.full((num_candidates,), 1.0 / num_candidates)
         return FrameSelection(indices=indices, weights=weights)
 
@@ -291,7 +319,14 @@ class CLIPTopKSelector(_SimilaritySelector):
 
     name = "clip_topk"
 
-    def select(self, similarity, num_candidates, k, *, generator=None) -> FrameSelection:
+    def select(
+        self,
+        similarity: torch.Tensor | None,
+        num_candidates: int,
+        k: int,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> FrameSelection:
         scores, k = self._scores(similarity, num_candidates, k)
         indices = _in_time_order(_top_indices(scores, k))
         return FrameSelection(indices=indices, weights=_distribution(scores - scores.min()))
@@ -326,7 +361,14 @@ class BOLTSelector(_SimilaritySelector):
         super().__post_init__()
         self._require_number("power", positive=True)
 
-    def select(self, similarity, num_candidates, k, *, generator=None) -> FrameSelection:
+    def select(
+        self,
+        similarity: torch.Tensor | None,
+        num_candidates: int,
+        k: int,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> FrameSelection:
         scores, k = self._scores(similarity, num_candidates, k)
         density = _minmax(scores) ** float(self.power)  # (T,) in [0, 1]
         pdf = density / density.sum()
@@ -377,7 +419,15 @@ class QFrameSelector(_SimilaritySelector):
         self._require_number("temperature", positive=True)
         self._require_number("logit_scale", positive=True)
 
-    def select(self, similarity, num_candidates, k, *, generator=None) -> FrameSelection:
+    def select(
+        self,
+        similarity: torch.Tensor | None,
+        num_candidates: int,
+        k: int,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> FrameSelection:
+        _check_generator(generator, self.name)
         scores, k = self._scores(similarity, num_candidates, k)
         logits = scores * (self.logit_scale / self.temperature)  # (T,)
         drawn = sample_frames(logits, k, generator=generator)
@@ -390,53 +440,83 @@ class QFrameSelector(_SimilaritySelector):
 class AKSSelector(_SimilaritySelector):
     """Adaptive keyframe sampling: keep the top frames where relevance clearly peaks, split time elsewhere.
 
-    Paper: Tang et al., "Adaptive Keyframe Sampling for Long Video Understanding", CVPR 2025. AKS trades off
-    relevance against temporal coverage with a recursive "judge and split". Scores are min-max normalised over
-    the video. A segment with budget m is *judged*: if the mean of its top-m scores exceeds its mean score by
-    more than `threshold`, relevance is concentrated and its top-m frames are kept; otherwise it is *split*
-    into two halves of m/2 frames each (an odd frame goes to the half with more relevance), down to
-    `max_depth` splits or a budget of one frame, where the segment's top frames are kept. Every leaf segment
-    therefore keeps its share of the budget: no stretch of the video is left without frames. Deterministic.
+    Paper: Tang et al., "Adaptive Keyframe Sampling for Long Video Understanding", CVPR 2025. From the paper (as
+    recalled; its text could not be re-read offline): keyframe selection maximises relevance to the prompt plus
+    coverage of the video, approximated by a recursive "judge and split". A segment is judged by s_top - s_all,
+    the mean of its top scores minus the mean of all its scores: above a threshold, relevance is concentrated
+    and its top frames are kept; otherwise it is split into two equal-length halves, the keyframes assigned
+    evenly between them, down to a maximum depth.
+
+    Inferred here (NOT verified against the released code, which could not be checked offline):
+      - the judge's "top" is the top K of the segment for the whole budget K at every depth (`judge_top="budget"`,
+        our reading of the released "meanstd" routine); `judge_top="share"` uses the segment's own budget m;
+      - a segment at depth d keeps about K / 2**d frames: budgets are split exactly (an odd frame goes to the
+        half with more relevance) and a one-frame segment is not split further, so exactly K frames come back
+        and every leaf keeps at least one (a floor of K / 2**d could return fewer, or none for K < 2**d);
+      - scores are min-max normalised over the video; ties go to the earlier frame.
+    Every leaf segment keeps its share of the budget: no stretch of the video is left without frames.
+    Deterministic. Details and provenance: docs/selectors.md.
 
     Args:
-        threshold (`float`, defaults to 0.8): the judge's margin on normalised scores; <= 0 keeps the global
-            top-K at once (= `clip_topk`), > 1 always splits (best frame of each of K equal segments).
+        threshold (`float`, defaults to 0.8): the judge's margin on normalised scores; < 0 keeps the global
+            top-K at once (= `clip_topk`), >= 1 always splits (top frames of 2**max_depth equal segments).
         max_depth (`int`, defaults to 5): most levels of splitting (up to 2**max_depth segments).
-            Both defaults are those of the authors' released code as we know it (inferred: not re-checked here).
+            Both defaults are recalled values of the authors' code, NOT verified against it.
+        judge_top (`str`, defaults to `"budget"`): how many top scores form s_top: `"budget"` (K, at every
+            depth) or `"share"` (the segment's own budget).
         query_source, query_reduction: see `_SimilaritySelector`.
     """
 
     name = "aks"
     threshold: float = 0.8
     max_depth: int = 5
+    judge_top: Literal["budget", "share"] = "budget"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._require_number("threshold", positive=False)
-        if not isinstance(self.max_depth, int) or self.max_depth < 0:
+        if not isinstance(self.max_depth, int) or isinstance(self.max_depth, bool) or self.max_depth < 0:
             raise ValueError(f"`max_depth` of the 'aks' selection must be an integer >= 0, got {self.max_depth!r}; the default is 5.")
+        if self.judge_top not in ("budget", "share"):
+            raise ValueError(f"`judge_top` of the 'aks' selection must be 'budget' or 'share', got {self.judge_top!r}.")
 
-    def select(self, similarity, num_candidates, k, *, generator=None) -> FrameSelection:
+    def select(
+        self,
+        similarity: torch.Tensor | None,
+        num_candidates: int,
+        k: int,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> FrameSelection:
         scores, k = self._scores(similarity, num_candidates, k)
         relevance = _minmax(scores)  # (T,) in [0, 1]
-        picks = self._judge_and_split(relevance, 0, num_candidates, k, 0)
+        picks = self._judge_and_split(relevance, 0, num_candidates, k, k, 0)
         return FrameSelection(indices=_in_time_order(torch.tensor(picks)), weights=_distribution(relevance))
 
-    def _judge_and_split(self, relevance: torch.Tensor, start: int, end: int, budget: int, depth: int) -> list[int]:
+    def _is_peaked(self, segment: torch.Tensor, budget: int, total_budget: int) -> bool:
+        """The judge: s_top - s_all > threshold on one segment's `(L,)` normalised scores.
+
+        With `judge_top="budget"` a segment no longer than K has s_top = s_all, so it is split (until max_depth).
+        """
+        num_top = total_budget if self.judge_top == "budget" else budget
+        s_top = segment[_top_indices(segment, num_top)].mean()
+        return float(s_top - segment.mean()) > self.threshold
+
+    def _judge_and_split(
+        self, relevance: torch.Tensor, start: int, end: int, budget: int, total_budget: int, depth: int
+    ) -> list[int]:
         """Picks for `relevance[start:end]` with `budget` frames (always feasible: end - start >= budget)."""
         if end - start <= budget:
             return list(range(start, end))
-        segment = relevance[start:end]
-        top = _top_indices(segment, budget)
-        peaked = float(segment[top].mean() - segment.mean()) > self.threshold
-        if peaked or budget == 1 or depth >= self.max_depth:
-            return (top + start).tolist()
+        segment = relevance[start:end]  # (L,)
+        if budget == 1 or depth >= self.max_depth or self._is_peaked(segment, budget, total_budget):
+            return (_top_indices(segment, budget) + start).tolist()
         middle = start + (end - start) // 2
         small, large = budget // 2, budget - budget // 2
         left_first = float(relevance[start:middle].sum()) >= float(relevance[middle:end].sum())
         left_budget, right_budget = (large, small) if left_first else (small, large)
-        return self._judge_and_split(relevance, start, middle, left_budget, depth + 1) + self._judge_and_split(
-            relevance, middle, end, right_budget, depth + 1
+        return self._judge_and_split(relevance, start, middle, left_budget, total_budget, depth + 1) + self._judge_and_split(
+            relevance, middle, end, right_budget, total_budget, depth + 1
         )
 
 
@@ -451,7 +531,7 @@ class MSJoESamplerSelector(FrameSelector):
     Args:
         sampler: the model's `MSJoEFrameSampler`.
         mode: `"topk"` (deterministic, time-ordered) or `"sample"` (Gumbel top-K, as in training; honours
-            `generator`, which must be on the sampler's device).
+            `generator`, on any device: the noise is drawn on the generator's device, then moved).
     """
 
     name = "msjoe"
@@ -463,10 +543,17 @@ class MSJoESamplerSelector(FrameSelector):
         if self.mode not in ("topk", "sample"):
             raise ValueError(f"`mode` must be 'topk' or 'sample', got {self.mode!r}.")
 
-    def select(self, similarity, num_candidates, k, *, generator=None) -> FrameSelection:
-        if similarity is None:
-            raise ValueError("The 'msjoe' selection needs a similarity matrix (queries x candidates).")
+    def select(
+        self,
+        similarity: torch.Tensor | None,
+        num_candidates: int,
+        k: int,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> FrameSelection:
+        similarity = _checked_similarity(similarity, num_candidates, self.name)  # (Q, T)
         _check_budget(k)
+        _check_generator(generator, self.name)
         param = next(self.sampler.parameters())
         logits = self.sampler(similarity.to(device=param.device, dtype=param.dtype))  # (T,)
         weights = torch.softmax(logits.detach().float(), dim=-1).cpu()

@@ -3,6 +3,10 @@
 Every stage that needs pixels (candidates for CLIP, the low-res preview, the high-res key frames) goes
 through `VideoReader.iter_frames_at` / `frames_at`, which seek to the requested timestamps instead of
 decoding the whole stream, and resize inside FFmpeg when the reader owns the source.
+
+Candidate times come from `plan_candidate_timestamps` (bin centres at `candidate_fps`, capped). In the
+approximate candidate mode they are snapped onto the video's key frames (`snap_to_key_frames`, key frames read
+by demuxing only), so that every decode is one seek plus one frame instead of a walk through a GOP.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union
@@ -19,7 +24,10 @@ import torch.nn.functional as F
 from torchcodec.decoders import VideoDecoder
 from torchcodec.transforms import Resize
 
+from ._compat import probe_video_container, scan_key_frame_seconds
+
 __all__ = [
+    "KeyFrameSnap",
     "VideoDecodeError",
     "VideoInfo",
     "VideoInput",
@@ -29,6 +37,7 @@ __all__ = [
     "plan_candidate_timestamps",
     "plan_uniform_timestamps",
     "resize_frames",
+    "snap_to_key_frames",
 ]
 
 VideoInput = Union[str, os.PathLike, bytes, VideoDecoder, Mapping[str, Any], "VideoReader"]
@@ -59,23 +68,72 @@ def _source_label(source: Any) -> str:
     return f"<{type(source).__name__}>"
 
 
+def _first_line(err: BaseException) -> str:
+    """torchcodec errors read "function, file.cpp:line, reason"; keep only the reason's first line."""
+    lines = str(err).strip().splitlines()
+    if not lines:
+        return type(err).__name__
+    parts = lines[0].split(", ", 2)
+    return parts[2] if len(parts) == 3 and re.search(r":\d+$", parts[1]) else lines[0]
+
+
+def _diagnose_open_failure(source: str | bytes, label: str, err: BaseException) -> VideoDecodeError:
+    """Turn a decoder-construction failure into the error that names the actual problem and its fix."""
+    probe = probe_video_container(source)
+    if probe is not None and probe["readable"] and probe["video_streams"] == 0:
+        if not probe["media_types"]:
+            return VideoDecodeError(
+                f"{label} is an empty container with no streams at all (a zero-length video: no frame was ever "
+                "written, e.g. a recording stopped before its first frame). Pass a video with at least one frame."
+            )
+        return VideoDecodeError(
+            f"{label} has no video stream (it holds only {', '.join(probe['media_types'])}). Pass a file with a "
+            "video track."
+        )
+    if probe is not None and probe["readable"]:
+        return VideoDecodeError(
+            f"{label} has a video stream but no decodable frames (a zero-length or damaged video: "
+            f"{_first_line(err)}). Pass a video with at least one frame, or re-encode it, e.g. "
+            "`ffmpeg -i in -c:v libx264 out.mp4`."
+        )
+    if probe is None and "video stream" in str(err):
+        return VideoDecodeError(f"{label} has no video stream (audio-only or a non-video file). Pass a file with a video track.")
+    return VideoDecodeError(
+        f"{label} is not a readable video (corrupt, truncated, or not a video file at all): {_first_line(err)}. "
+        "Check the file, or re-encode it, e.g. `ffmpeg -i in -c:v libx264 out.mp4`."
+    )
+
+
 def _open_decoder(source: str | bytes, label: str, **decoder_kwargs: Any) -> VideoDecoder:
     """Open a torchcodec decoder and turn its low-level failures into errors a user can act on."""
     if isinstance(source, str) and not os.path.exists(source):
         raise VideoDecodeError(f"Video file not found: {source!r}. Check the path (relative paths resolve against {os.getcwd()!r}).")
+    if isinstance(source, str) and os.path.isdir(source):
+        raise VideoDecodeError(f"{source!r} is a folder, not a video file. Pass the path of one video file.")
+    if isinstance(source, bytes) and not source:
+        raise VideoDecodeError("The video bytes are empty (0 bytes). Pass the bytes of a whole video file.")
     try:
         return VideoDecoder(source, **decoder_kwargs)
-    except ValueError as err:
-        if "video stream" in str(err):
-            raise VideoDecodeError(
-                f"{label} has no video stream (audio-only or a non-video file). Pass a file with a video track."
-            ) from err
-        raise VideoDecodeError(f"{label} could not be opened as a video: {err}") from err
-    except RuntimeError as err:
-        raise VideoDecodeError(
-            f"{label} is not a readable video (corrupt, truncated or an unsupported container): "
-            f"{str(err).splitlines()[0].rsplit(', ', 1)[-1]}. Re-encode it, e.g. `ffmpeg -i in -c:v libx264 out.mp4`."
-        ) from err
+    except (ValueError, RuntimeError) as err:
+        raise _diagnose_open_failure(source, label, err) from err
+
+
+def _datasets_source(decoder: VideoDecoder) -> str | bytes | None:
+    """The path or bytes a `datasets` `Video(decode=True)` decoder was built from (None for other decoders).
+
+    `datasets` keeps them so it can re-encode the column; recovering them lets the reader open resized decoders,
+    read the key-frame index and fingerprint the content for the feature cache.
+    """
+    try:
+        from datasets.features.video import encode_torchcodec_video
+
+        encoded = encode_torchcodec_video(decoder)
+    except (ImportError, NotImplementedError):
+        return None
+    if encoded.get("bytes"):
+        return bytes(encoded["bytes"])
+    path = encoded.get("path")
+    return path if isinstance(path, str) and os.path.isfile(path) else None
 
 
 class VideoReader:
@@ -100,9 +158,12 @@ class VideoReader:
             source = self._from_datasets_value(source)
         if isinstance(source, os.PathLike):
             source = os.fspath(source)
-        if isinstance(source, bytearray):
+        if isinstance(source, (bytearray, memoryview)):
             source = bytes(source)
+        if isinstance(source, VideoDecoder):
+            source = _datasets_source(source) or source  # reopen from the file a `datasets` decoder came from
         self.label = _source_label(source)
+        self._key_frame_seconds: torch.Tensor | None = None
         if isinstance(source, VideoDecoder):
             self._decoders[None] = source
         elif isinstance(source, (str, bytes)):
@@ -131,8 +192,8 @@ class VideoReader:
         num_frames = meta.num_frames or 0
         if num_frames <= 0 or duration <= 0:
             raise VideoDecodeError(
-                f"{self.label} has a video stream with no frames (duration {duration}s, {num_frames} frames). "
-                "Pass a non-empty video."
+                f"{self.label} is a zero-length video: its video stream has no frames (duration {duration}s, "
+                f"{num_frames} frames). Pass a video with at least one frame."
             )
         fps = meta.average_fps or num_frames / duration
         return VideoInfo(self.label, float(duration), float(fps), int(num_frames), int(meta.width), int(meta.height))
@@ -141,6 +202,27 @@ class VideoReader:
     def content_source(self) -> str | bytes | VideoDecoder:
         """The underlying path or bytes (or the foreign decoder), for content hashing by the feature cache."""
         return self._owned_source if self._owned_source is not None else self._decoders[None]
+
+    def key_frame_timestamps(self) -> torch.Tensor:
+        """Presentation times `(K,)` float64 of the video's key frames (read once by demuxing, no decoding).
+
+        A key frame decodes on its own, so seeking to one costs a single frame decode, whereas any other frame
+        needs the GOP walk from the key frame before it.
+        """
+        if self._key_frame_seconds is None:
+            if self._owned_source is None:
+                raise VideoDecodeError(
+                    f"{self.label}: key frames can only be read from a path or bytes, not from a bare torchcodec "
+                    "decoder. Pass the video's path (or bytes, or a `datasets` Video value), or use "
+                    "candidate_seek_mode='exact'."
+                )
+            try:
+                self._key_frame_seconds = scan_key_frame_seconds(self._owned_source)
+            except (ValueError, RuntimeError) as err:
+                raise VideoDecodeError(f"{self.label}: could not read the key-frame index: {_first_line(err)}.") from err
+            if self._key_frame_seconds.numel() == 0:
+                raise VideoDecodeError(f"{self.label} has no key frame in its video stream; use candidate_seek_mode='exact'.")
+        return self._key_frame_seconds
 
     @property
     def begin_seconds(self) -> float:
@@ -192,9 +274,11 @@ class VideoReader:
                 frames = decoder.get_frames_played_at(seconds=seconds[start : start + batch_size]).data
             except RuntimeError as err:
                 raise VideoDecodeError(
-                    f"{self.label} failed to decode frames near {seconds[start]:.2f}s: "
-                    f"{str(err).splitlines()[0].rsplit(', ', 1)[-1]}. The file may be damaged; re-encode it."
+                    f"{self.label} failed to decode frames near {seconds[start]:.2f}s: {_first_line(err)}. "
+                    "The file may be damaged; re-encode it, e.g. `ffmpeg -i in -c:v libx264 out.mp4`."
                 ) from err
+            if frames.shape[1] != 3 and frames.shape[-1] == 3:
+                frames = frames.permute(0, 3, 1, 2)  # a foreign decoder built with dimension_order="NHWC"
             if size is not None and tuple(frames.shape[-2:]) != tuple(size):
                 frames = resize_frames(frames, size)  # foreign decoder: resize in torch instead of FFmpeg
             yield frames  # (n, 3, H, W) uint8
@@ -228,6 +312,37 @@ def plan_candidate_timestamps(
     """Dense candidates at `candidate_fps` (bin centres), or `max_candidate_frames` evenly spaced if more."""
     num = max(1, math.floor(duration_seconds * candidate_fps))
     return plan_uniform_timestamps(duration_seconds, min(num, max_candidate_frames), start_seconds)
+
+
+@dataclass(frozen=True)
+class KeyFrameSnap:
+    """Candidate times moved onto key frames (`candidate_seek_mode="approximate"`)."""
+
+    timestamps: torch.Tensor  # (T',) float64 distinct key-frame times, ascending; T' <= T
+    error_seconds: torch.Tensor  # (T,) float64 |planned - key frame used| for every planned candidate
+
+    @property
+    def mean_error(self) -> float:
+        return float(self.error_seconds.mean()) if self.error_seconds.numel() else 0.0
+
+    @property
+    def max_error(self) -> float:
+        return float(self.error_seconds.max()) if self.error_seconds.numel() else 0.0
+
+
+def snap_to_key_frames(planned: torch.Tensor, key_frame_seconds: torch.Tensor) -> KeyFrameSnap:
+    """Move each planned time `(T,)` to its nearest key frame `(K,)`; duplicates collapse to one candidate.
+
+    Each candidate then decodes with one seek and one frame decode, with no walk through its GOP. Where key
+    frames are sparser than candidates (GOP longer than 1 / candidate_fps), fewer distinct candidates remain.
+    """
+    keys = torch.as_tensor(key_frame_seconds, dtype=torch.float64).sort().values  # (K,)
+    planned = torch.as_tensor(planned, dtype=torch.float64)  # (T,)
+    right = torch.searchsorted(keys, planned).clamp(max=len(keys) - 1)  # (T,) first key >= t (or the last)
+    left = (right - 1).clamp(min=0)  # (T,)
+    use_left = (planned - keys[left]).abs() <= (keys[right] - planned).abs()
+    nearest = torch.where(use_left, keys[left], keys[right])  # (T,)
+    return KeyFrameSnap(timestamps=torch.unique(nearest), error_seconds=(nearest - planned).abs())
 
 
 def fit_to_pixel_budget(height: int, width: int, max_pixels: int, multiple: int = 2) -> tuple[int, int]:

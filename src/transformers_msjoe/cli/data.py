@@ -8,6 +8,8 @@ from typing import Any
 
 from .output import emit, emit_json
 
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser(
@@ -46,14 +48,11 @@ def _register_build(commands: argparse._SubParsersAction) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    import os
-
     from ..data import ValidationOptions, build_longvideo_qa
 
     options = ValidationOptions(
         min_options=args.min_options, max_options=args.max_options, probe_frames=args.probe_frames,
-        default_split=args.split, default_source=args.source or os.path.splitext(os.path.basename(args.qa))[0],
-        probe_workers=args.probe_workers,
+        default_split=args.split, default_source=args.source, probe_workers=args.probe_workers,
     )  # fmt: skip
     report = build_longvideo_qa(args.qa, args.videos, args.out, qa_format=args.format, options=options, link=args.link, overwrite=args.overwrite)
     validation = report.validation
@@ -84,11 +83,17 @@ def _register_convert(commands: argparse._SubParsersAction) -> None:
 
 def _convert(args: argparse.Namespace) -> int:
     from ..data import read_records
+    from ..data.validation import CONVERSION_PROBLEMS_FIELD
 
     records = read_records(args.input, args.format)
     with open(args.out, "w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(record.fields, ensure_ascii=False) + "\n" for record in records)
-    emit(f"wrote {len(records)} questions to {args.out}")
+    problems = [r for r in records if r.fields.get(CONVERSION_PROBLEMS_FIELD)]
+    emit(f"wrote {len(records) - len(problems)} questions to {args.out}")
+    if problems:
+        emit(f"{len(problems)} source entries hold no question; written with `{CONVERSION_PROBLEMS_FIELD}` (build rejects and reports them):")
+        for record in problems[:10]:
+            emit(f"  {record.location}: " + "; ".join(record.fields[CONVERSION_PROBLEMS_FIELD]))
     return 0
 
 
@@ -107,7 +112,7 @@ def _register_label(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--split", action="append", default=None, help="Only this split (repeatable; default all).")
     sub.add_argument("--overwrite", action="store_true", help="Relabel rows that already have a pass_rate.")
     sub.add_argument("--device", default=None, help="Device, e.g. cuda.")
-    sub.add_argument("--dtype", default=None, help="MLLM dtype, e.g. bfloat16.")
+    sub.add_argument("--dtype", default=None, choices=DTYPES, help="MLLM dtype (default: the model's own loading default).")
     sub.add_argument("--json", action="store_true", help="Print the report as JSON.")
     sub.set_defaults(func=_label)
 
@@ -124,7 +129,9 @@ def _label(args: argparse.Namespace) -> int:
         model=args.model, num_rollouts=args.num_rollouts, num_key_frames=args.frames, temperature=args.temperature,
         top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed,
     )  # fmt: skip
-    mllm_kwargs: dict[str, Any] = {"dtype": getattr(torch, args.dtype)} if args.dtype else {}
+    mllm_kwargs: dict[str, Any] = {}
+    if args.dtype:
+        mllm_kwargs["dtype"] = args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
     model = load_msjoe_model(args.model, mllm_kwargs=mllm_kwargs, num_key_frames=args.frames, selection="uniform")
     model = model.to(args.device) if args.device else model
     report = label_difficulty(args.folder, model, settings, splits=args.split, overwrite=args.overwrite, rows_per_batch=args.rows_per_batch)
@@ -135,7 +142,12 @@ def _label(args: argparse.Namespace) -> int:
              f"{report.skipped_already_labelled} already had a pass_rate)")  # fmt: skip
         for failure in report.failed:
             emit(f"  failed {failure['split']}/{failure['id']}: {failure['error']}")
+        if report.parse_failure_rate is not None:
+            emit(f"unparsable answers (counted as wrong): {report.unparsed_rollouts} of {report.rollouts} ({report.parse_failure_rate:.1%})")
+        if (warning := report.parse_warning()) is not None:
+            emit(f"warning: {warning}")
         emit(f"rollouts: {report.cache_path}")
+        emit(f"report: {report.report_path}")
     return 1 if report.failed else 0
 
 
@@ -202,9 +214,11 @@ def _register_card(commands: argparse._SubParsersAction) -> None:
 
 def _card(args: argparse.Namespace) -> int:
     from ..data import render_dataset_card, write_dataset_card
+    from ..data.writer import folder_lock
 
     if args.folder is not None:
-        emit(f"wrote {write_dataset_card(args.folder, repo_id=args.repo_id)}")
+        with folder_lock(args.folder):
+            emit(f"wrote {write_dataset_card(args.folder, repo_id=args.repo_id)}")
     elif args.out is not None:
         render_dataset_card(None, repo_id=args.repo_id).save(args.out)
         emit(f"wrote {args.out}")
@@ -226,6 +240,8 @@ def _verify(args: argparse.Namespace) -> int:
     ds = load_longvideo_qa(args.folder, split=args.split)
     emit(str(ds))
     emit(str(ds.features))
+    if ds.num_rows == 0:
+        raise ValueError(f"Split {args.split!r} of {args.folder} has no rows, so there is no video to check; verify another --split.")
     row = ds[0]
     video = row["video"]
     emit(str({k: v for k, v in row.items() if k != "video"}))

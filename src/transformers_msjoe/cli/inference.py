@@ -11,6 +11,9 @@ DEFAULT_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..selection import available_selectors
+
+    strategies = ", ".join(available_selectors())
     for name, func, help_text in (
         ("answer", _answer, "Answer a question about a video with the full MSJoE pipeline."),
         ("select", _select, "Select the key frames for a question (no answer turn)."),
@@ -23,14 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--clip", default=None, help='CLIP identity, e.g. "ViT-L-14/openai" or a local open_clip folder.')
         sub.add_argument("--sampler", default=None, help="Trained sampler folder (only when --model is a plain MLLM).")
         sub.add_argument("--frames", type=int, default=None, metavar="K", help="Number of key frames K.")
-        sub.add_argument("--selection", default=None, help="Frame selection strategy (msjoe, uniform, clip_topk, bolt, qframe, aks).")
+        sub.add_argument("--selection", default=None, help=f"Frame selection strategy, one of {strategies} (default: the model's).")
         sub.add_argument(
             "--selection-option", action="append", default=None, metavar="KEY=VALUE",
             help="A hyper-parameter of the selection strategy, repeatable, e.g. temperature=0.5 (see docs/selectors.md).",
         )  # fmt: skip
         sub.add_argument("--queries", nargs="+", default=None, help="Skip the query turn and score frames against these queries.")
         sub.add_argument("--device", default=None, help="Device for the models, e.g. cuda or cpu.")
-        sub.add_argument("--dtype", default=None, help="MLLM dtype, e.g. bfloat16.")
+        sub.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"), help="MLLM dtype.")
         sub.add_argument("--plot", default=None, metavar="PNG", help="Write the selection figure here.")
         sub.add_argument("--json", action="store_true", help="Print the full result as JSON.")
         sub.set_defaults(func=func)
@@ -44,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--family", default="qwen2_5_vl", help="Tiny MLLM family: qwen2_5_vl, qwen3_vl, llava_onevision, smolvlm.")
     demo.add_argument("--duration", type=float, default=600.0, help="Length of the generated video in seconds.")
     demo.add_argument("--frames", type=int, default=16, metavar="K", help="Number of key frames K.")
-    demo.add_argument("--selection", default="msjoe", help="Frame selection strategy.")
+    demo.add_argument("--selection", default="msjoe", help=f"Frame selection strategy, one of {strategies}.")
     demo.set_defaults(func=_demo)
 
 

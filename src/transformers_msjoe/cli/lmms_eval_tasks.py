@@ -8,6 +8,7 @@ from .output import emit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `msjoe lmms-eval-tasks-path` (listed in cli/main.py COMMAND_MODULES)."""
     description = (
         "Print the folder holding the msjoe_* lmms-eval tasks (msjoe_videomme, msjoe_videomme_long, "
         'msjoe_longvideobench, msjoe_lvbench, msjoe_mlvu), for `lmms-eval --include_path "$(msjoe '
@@ -20,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _tasks_path(args: argparse.Namespace) -> int:
+    """Print the tasks folder; importing it needs no lmms-eval, so this works before `pip install ...[eval]`."""
     from ..lmms_eval_plugin import tasks_path
 
     emit(tasks_path())

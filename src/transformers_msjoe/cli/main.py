@@ -11,7 +11,7 @@ from huggingface_hub.errors import StrictDataclassError
 from transformers.utils import logging
 
 # Command groups, each a module of this package with `register(subparsers)`.
-COMMAND_MODULES = ("inference",)
+COMMAND_MODULES = ("inference", "cache", "lmms_eval_tasks", "data")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,12 +6,18 @@
 See docs/dataset.md.
 """
 
-from .builder import BuildReport, LongVideoQA, LongVideoQAConfig, build_longvideo_qa
+from .builder import (
+    BuildReport,
+    LongVideoQA,
+    LongVideoQAConfig,
+    build_longvideo_qa,
+    recover_interrupted_build,
+)
 from .card import render_dataset_card, write_dataset_card
 from .converters import available_formats, convert_llava_video_mcq, read_records
 from .difficulty import DifficultyReport, DifficultySettings, label_difficulty
 from .filtering import FilterCriteria, FilterReport, filter_dataset
-from .hub import MissingTokenError, load_longvideo_qa, push_longvideo_qa
+from .hub import load_longvideo_qa, push_longvideo_qa
 from .qa_files import QAFileError, RawRecord, read_qa_file
 from .schema import LONGVIDEO_QA_FEATURES, METADATA_FEATURES, check_features
 from .validation import ValidationOptions, ValidationResult, validate_records
@@ -28,7 +34,6 @@ __all__ = [
     "LayoutError",
     "LongVideoQA",
     "LongVideoQAConfig",
-    "MissingTokenError",
     "QAFileError",
     "RawRecord",
     "ValidationOptions",
@@ -43,6 +48,7 @@ __all__ = [
     "push_longvideo_qa",
     "read_qa_file",
     "read_records",
+    "recover_interrupted_build",
     "render_dataset_card",
     "validate_records",
     "verify_layout",

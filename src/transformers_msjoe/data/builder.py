@@ -5,6 +5,7 @@ This is the modern home of what used to be a loading script: `datasets` 4+ refus
 
     from transformers_msjoe.data import LongVideoQA
     builder = LongVideoQA(data_dir="raw/")            # raw/qa.jsonl (or .json / .csv) + raw/videos/
+    LongVideoQA(data_dir="raw/", validation=ValidationOptions(min_options=4))   # validation knobs, as for build
     builder.download_and_prepare()
     ds = builder.as_dataset(split="train")            # the documented features, videos decodable
     builder.validation.to_report()                    # every rejected row with its reasons
@@ -15,23 +16,25 @@ same validation and writes parquet metadata + videos + card.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import datasets
-from datasets.builder import Key
 from transformers.utils import logging
 
 from .card import write_dataset_card
 from .converters import read_records
-from .qa_files import QA_SUFFIXES, QAFileError
-from .schema import LONGVIDEO_QA_FEATURES, VIDEOS_SUBDIR
+from .qa_files import QA_SUFFIXES, QAFileError, default_source
+from .schema import DATA_DIR, LONGVIDEO_QA_FEATURES, VIDEOS_SUBDIR
 from .validation import ValidationOptions, ValidationResult, validate_records
 from .writer import (
     LinkMode,
     append_provenance,
+    folder_lock,
     next_report_path,
     write_json_atomic,
     write_split,
@@ -39,7 +42,7 @@ from .writer import (
 
 logger = logging.get_logger(__name__)
 
-__all__ = ["BuildReport", "LongVideoQA", "LongVideoQAConfig", "build_longvideo_qa", "find_qa_file"]
+__all__ = ["BuildReport", "LongVideoQA", "LongVideoQAConfig", "build_longvideo_qa", "find_qa_file", "recover_interrupted_build"]
 
 _CITATION = """@inproceedings{tan2026msjoe,
   title={MSJoE: Jointly Evolving MLLM and Sampler for Efficient Long-Form Video Understanding},
@@ -76,18 +79,15 @@ class LongVideoQAConfig(datasets.BuilderConfig):
         qa_file: the question file (default: the one `qa.{jsonl,json,csv}` in `data_dir`).
         videos_dir: the video folder (default: `data_dir/videos`).
         qa_format: `"native"` or a converter name (`"llava-video"`), see `converters.available_formats()`.
-        source / default_split / min_options / max_options / probe_frames: see `ValidationOptions`.
+        validation: the same `ValidationOptions` as `build_longvideo_qa` / `msjoe data build` (option counts,
+            probing, duration tolerance, default split and source).
         corpus_fingerprint: set by the builder from file sizes and times (invalidates the cache on changes).
     """
 
     qa_file: str | None = None
     videos_dir: str | None = None
     qa_format: str = "native"
-    source: str | None = None
-    default_split: str = "train"
-    min_options: int = 2
-    max_options: int = 10
-    probe_frames: int = 3
+    validation: ValidationOptions = field(default_factory=ValidationOptions)
     corpus_fingerprint: str | None = None
 
 
@@ -120,10 +120,7 @@ class LongVideoQA(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
         cfg = self.config
-        options = ValidationOptions(
-            min_options=cfg.min_options, max_options=cfg.max_options, probe_frames=cfg.probe_frames,
-            default_split=cfg.default_split, default_source=cfg.source or os.path.splitext(os.path.basename(cfg.qa_file))[0],
-        )  # fmt: skip
+        options = _with_default_source(cfg.validation, cfg.qa_file)
         self.validation = validate_records(read_records(cfg.qa_file, cfg.qa_format), cfg.videos_dir, options)
         report = self.validation
         for row in report.rejected:
@@ -139,10 +136,10 @@ class LongVideoQA(datasets.GeneratorBasedBuilder):
         return [datasets.SplitGenerator(name=split, gen_kwargs={"rows": rows}) for split, rows in sorted(by_split.items())]
 
     def _generate_examples(self, rows: list[dict]):
-        for index, row in enumerate(rows):
+        for row in rows:
             example = {name: row[name] for name in LONGVIDEO_QA_FEATURES if name != "video"}
             example["video"] = row["video_path"]  # stored as a path; decodes to a VideoDecoder
-            yield Key(0, index), example
+            yield row["id"], example  # ids are unique (validation rejects duplicates): the documented str key
 
 
 @dataclass
@@ -153,6 +150,44 @@ class BuildReport:
     validation: ValidationResult
     splits: dict[str, int]  # split -> questions written
     report_path: str  # the JSON report of rejected rows, unreferenced files and notes (inside the folder)
+
+
+def _with_default_source(options: ValidationOptions, qa_file: str) -> ValidationOptions:
+    """`options` with `default_source` filled in from the question file's name when the caller gave none."""
+    if options.default_source is not None:
+        return options
+    return dataclasses.replace(options, default_source=default_source(qa_file))
+
+
+def recover_interrupted_build(out_dir: str | os.PathLike) -> str | None:
+    """Finish the folder swap of a build that died between its two renames; returns what was done, or None.
+
+    `build_longvideo_qa` replaces a folder with two renames (`out` -> `out.previous`, `out.partial` -> `out`). A
+    crash between them leaves no `out`, only `out.previous` (complete, the old folder): it is renamed back. A
+    crash after them leaves a stale `out.previous` next to the new `out`: it is deleted.
+    """
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    previous = f"{out_dir}.previous"
+    if not os.path.isdir(previous):
+        return None
+    if os.path.exists(out_dir):
+        shutil.rmtree(previous)
+        return f"deleted {previous}, left by an earlier build that finished its swap"
+    os.replace(previous, out_dir)
+    logger.warning(f"An earlier build of {out_dir} was interrupted while swapping folders; restored the previous folder.")
+    return f"restored {out_dir} from {previous} (an earlier build was interrupted while swapping folders)"
+
+
+def _swap_into_place(partial: str, out_dir: str) -> None:
+    """Replace `out_dir` by `partial` (see `recover_interrupted_build` for a crash in between); under the old
+    folder's write lock, so no other tool is midway through changing it."""
+    previous = f"{out_dir}.previous"
+    had_folder = os.path.isdir(os.path.join(out_dir, DATA_DIR))
+    with folder_lock(out_dir) if had_folder else contextlib.nullcontext():
+        if os.path.exists(out_dir):
+            os.replace(out_dir, previous)
+        os.replace(partial, out_dir)
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 def build_longvideo_qa(
@@ -168,11 +203,14 @@ def build_longvideo_qa(
 ) -> BuildReport:
     """Validate a raw corpus and write the Hub layout (metadata parquet + videos + card) to `out_dir`.
 
-    The folder is assembled in `<out_dir>.partial` and renamed into place at the end, so `out_dir` is either
-    the previous complete folder or the new complete one, never half-written.
+    The folder is assembled in `<out_dir>.partial` and renamed into place at the end, so `out_dir` never holds a
+    half-written folder. Replacing an existing folder takes two renames: a crash between them leaves the old
+    folder at `<out_dir>.previous` (and no `out_dir`); the next build, or `recover_interrupted_build`, puts it
+    back before doing anything else. `options.default_source` defaults to the question file's name.
     """
     qa_file, out_dir = os.fspath(qa_file), os.path.abspath(os.fspath(out_dir))
-    options = options or ValidationOptions(default_source=os.path.splitext(os.path.basename(qa_file))[0])
+    options = _with_default_source(options or ValidationOptions(), qa_file)
+    recover_interrupted_build(out_dir)
     if os.path.exists(out_dir) and os.listdir(out_dir) and not overwrite:
         raise FileExistsError(f"{out_dir} already exists and is not empty; pass --overwrite to replace it, or choose another --out.")
     result = validate_records(read_records(qa_file, qa_format), videos_dir, options, show_progress=show_progress)
@@ -194,10 +232,5 @@ def build_longvideo_qa(
         "max_options": options.max_options, "probe_frames": options.probe_frames,
     })  # fmt: skip
     write_dataset_card(partial)
-    previous = f"{out_dir}.previous"
-    if os.path.exists(out_dir):
-        shutil.rmtree(previous, ignore_errors=True)
-        os.replace(out_dir, previous)
-    os.replace(partial, out_dir)
-    shutil.rmtree(previous, ignore_errors=True)
+    _swap_into_place(partial, out_dir)
     return BuildReport(out_dir, result, {s: len(r) for s, r in sorted(by_split.items())}, os.path.join(out_dir, report_rel))

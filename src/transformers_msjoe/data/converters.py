@@ -1,7 +1,10 @@
 """Converters from public long-video multiple-choice training sets to our native question records.
 
-A converter never drops a question: whatever it cannot parse is passed on with what it found (e.g. no
-options), and validation rejects that row with a reason.
+A converter never drops a question, nor anything that might have been one: whatever it cannot parse is passed
+on with what it found (e.g. no options), and validation rejects that row with a reason; source entries that
+hold no question at all (a conversation turn that is not an object, an answer turn with no question before it,
+a record without turns) become records carrying `conversion_problems`, which validation rejects with the code
+`conversion_problem`. So every entry of the source file is accounted for in the build report.
 
 `llava-video` reads the multiple-choice json of **LLaVA-Video-178K** (`lmms-lab/LLaVA-Video-178K`, files
 `<subset>/*_mc_qa_processed.json`), a LLaVA-style conversation format. Assumed schema (from the published
@@ -11,9 +14,12 @@ dataset; checked against its viewer, not against a local copy):
       "conversations": [{"from": "human", "value": "<image>\\nQuestion?\\nA. …\\nB. …\\nC. …\\nD. …\\n<instruction>"},
                         {"from": "gpt",   "value": "C."}, …more human/gpt pairs…]}]
 
-Each human/gpt pair becomes one question. `video` is relative to the folder the video archives were
-extracted to (pass that folder as `--videos`). Other datasets that use the same LLaVA conversation format
-(several long-video sets do) read the same way.
+Each human/gpt pair becomes one question: its options are the lines lettered A, B, C ... (read by the core
+`prompts.split_inline_options`), its question the lines before them (minus media tokens and an "Options:"
+header); the instruction lines after the options ("Answer with the option's letter ...") are prompt
+boilerplate and are not kept. `video` is relative to the folder the video archives were extracted to (pass
+that folder as `--videos`). Other datasets that use the same LLaVA conversation format (several long-video
+sets do) read the same way.
 """
 
 from __future__ import annotations
@@ -23,35 +29,28 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from ..prompts import split_inline_options
 from .qa_files import QAFileError, RawRecord, read_qa_file
+from .validation import CONVERSION_PROBLEMS_FIELD
 
-__all__ = ["CONVERTERS", "available_formats", "convert_llava_video_mcq", "read_records", "split_mcq_prompt"]
+__all__ = ["CONVERTERS", "available_formats", "convert_llava_video_mcq", "read_records", "split_llava_prompt"]
 
 _MEDIA_TOKEN = re.compile(r"<(?:image|video)>\s*", re.IGNORECASE)
-# An option line of a prompt: "A. text", "A) text", "(A) text", "A: text".
-_OPTION_LINE = re.compile(r"^\s*\(?([A-Z])[\.\):]\s+\S")
 _OPTIONS_HEADER = re.compile(r"^\s*(options|choices)\s*:?\s*$", re.IGNORECASE)
 
 
-def split_mcq_prompt(prompt: str) -> tuple[str, list[str]]:
-    """Split a prompt that inlines lettered options into `(question, option_lines)`.
+def split_llava_prompt(prompt: str) -> tuple[str, dict[str, str]]:
+    """`(question, {letter: option text})` of a LLaVA-style MCQ prompt; no option lines: `(whole prompt, {})`.
 
-    The question is every line before the first option line (an "Options:" header is dropped); option lines
-    are the consecutive lines lettered A, B, C ...; trailing instruction lines ("Answer with the option's
-    letter ...") are dropped. No option lines means `(whole prompt, [])`.
+    The option block is found by the core parser (`split_inline_options`); the question is what precedes it.
     """
     lines = _MEDIA_TOKEN.sub("", prompt).strip().splitlines()
-    start = next((i for i, line in enumerate(lines) if (m := _OPTION_LINE.match(line)) and m.group(1) == "A"), None)
-    if start is None:
-        return "\n".join(lines).strip(), []
-    options = []
-    for line in lines[start:]:
-        match = _OPTION_LINE.match(line)
-        if not match or match.group(1) != chr(ord("A") + len(options)):
-            break
-        options.append(line.strip())
-    question_lines = [line for line in lines[:start] if not _OPTIONS_HEADER.match(line)]
-    return "\n".join(question_lines).strip(), options
+    first = next((i for i, line in enumerate(lines) if split_inline_options(line)[1]), None)  # the "A." line
+    if first is None:
+        return "\n".join(lines).strip(), {}
+    _, options = split_inline_options("\n".join(lines[first:]))
+    question = "\n".join(line for line in lines[:first] if not _OPTIONS_HEADER.match(line)).strip()
+    return question, {o.letter: o.text for o in options}
 
 
 def convert_llava_video_mcq(path: str | os.PathLike) -> Iterator[RawRecord]:
@@ -59,21 +58,32 @@ def convert_llava_video_mcq(path: str | os.PathLike) -> Iterator[RawRecord]:
     for record in read_qa_file(path):
         fields = record.fields
         turns = fields.get("conversations")
-        pairs = _human_gpt_pairs(turns) if isinstance(turns, list) else []
-        if not pairs:
-            yield RawRecord(record.location, {**_common(fields), "question": ""})  # rejected later: empty question
+        base_id = str(fields.get("id", record.location))
+        if not isinstance(turns, list) or not turns:
+            problem = f"the record has no `conversations` list of human/gpt turns (got {turns!r:.60})"
+            yield RawRecord(record.location, {**_common(fields), "id": base_id, CONVERSION_PROBLEMS_FIELD: [problem]})
             continue
+        pairs, problems = _human_gpt_pairs(turns)
         for turn, (human, gpt) in enumerate(pairs):
-            question, option_lines = split_mcq_prompt(human)
-            base_id = str(fields.get("id", record.location))
+            question, options = split_llava_prompt(human)
             native = {
                 **_common(fields),
                 "id": base_id if len(pairs) == 1 else f"{base_id}-{turn}",
                 "question": question,
-                "options": option_lines,
+                "options": options,
                 "answer": gpt.strip(),
             }
-            yield RawRecord(f"{record.location[:-1]}, turn {turn}]" if record.location.endswith("]") else record.location, native)
+            yield RawRecord(_sub_location(record.location, f"turn {turn}"), native)
+        for index, problem in problems:
+            yield RawRecord(
+                _sub_location(record.location, f"conversations[{index}]"),
+                {**_common(fields), "id": f"{base_id}-conversations{index}", CONVERSION_PROBLEMS_FIELD: [problem]},
+            )
+
+
+def _sub_location(location: str, part: str) -> str:
+    """`qa.json[record 5]` -> `qa.json[record 5, turn 2]`."""
+    return f"{location[:-1]}, {part}]" if location.endswith("]") else f"{location} ({part})"
 
 
 def _common(fields: dict[str, Any]) -> dict[str, Any]:
@@ -84,12 +94,17 @@ def _common(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _human_gpt_pairs(turns: Sequence[Any]) -> list[tuple[str, str]]:
-    """(human, gpt) value pairs in order; an unpaired human turn gets an empty answer (rejected later)."""
+def _human_gpt_pairs(turns: Sequence[Any]) -> tuple[list[tuple[str, str]], list[tuple[int, str]]]:
+    """(human, gpt) value pairs in order, and `(turn index, problem)` for turns that belong to no question.
+
+    An unpaired human turn gets an empty answer (validation rejects it: missing_answer).
+    """
     pairs: list[tuple[str, str]] = []
+    problems: list[tuple[int, str]] = []
     pending: str | None = None
-    for turn in turns:
+    for index, turn in enumerate(turns):
         if not isinstance(turn, dict):
+            problems.append((index, f"conversation turn {index} is a {type(turn).__name__}, not a {{from, value}} object: {turn!r:.60}"))
             continue
         speaker, value = turn.get("from"), str(turn.get("value", ""))
         if speaker == "human":
@@ -99,9 +114,11 @@ def _human_gpt_pairs(turns: Sequence[Any]) -> list[tuple[str, str]]:
         elif speaker == "gpt" and pending is not None:
             pairs.append((pending, value))
             pending = None
+        else:
+            problems.append((index, f"conversation turn {index} (from {speaker!r}) is not part of a human/gpt question-answer pair: {value!r:.60}"))
     if pending is not None:
         pairs.append((pending, ""))
-    return pairs
+    return pairs, problems
 
 
 CONVERTERS: dict[str, Callable[[str | os.PathLike], Iterator[RawRecord]]] = {

@@ -1,36 +1,52 @@
 """Difficulty labels: the base MLLM's pass rate c on each question (paper §2.2, difficulty-aware reward).
 
 c = (correct answers) / n, from n sampled rollouts of the core pipeline with K uniformly spaced frames
-(`MSJoEForVideoQA.answer_batch(..., selection="uniform")`: no query turn, no CLIP). Every finished row is
-appended to `.msjoe/difficulty/<settings>.jsonl` and fsync'ed before the next one starts, so a crash loses
-at most the row in flight; a rerun with the same settings reads that file and computes only what is missing.
-A torn last line (crash mid-write) is discarded and its row recomputed. Rows are seeded individually, so a
-resumed run gives the same labels as an uninterrupted one (for the same `rows_per_batch`).
+(`MSJoEForVideoQA.answer_batch(..., selection="uniform")`: no query turn, no CLIP). An answer with no parsable
+option letter counts as wrong; how many there were is reported (CLI, `.msjoe/reports/label-difficulty-N.json`,
+provenance) with a warning above `PARSE_FAILURE_WARNING_RATE`, since a model whose answers never parse would get
+pass_rate 0 everywhere.
+
+Resumable and reproducible. The rows to label are cut into fixed chunks of `rows_per_batch` (in file order),
+each chunk is one `answer_batch` call seeded from the ids it holds, and every finished row is appended to
+`.msjoe/difficulty/<settings>.jsonl` and fsync'ed. A rerun with the same settings reads that file and reruns
+only the chunks with a missing row (whole, with the same seed), appending only the missing rows; so a crash at
+any point, torn last line included, ends in exactly the labels of an uninterrupted run. (Another
+`rows_per_batch` cuts other chunks: other, equally valid samples.)
+
+Cost: uniform selection asks every rollout of a question for the same K frames, so each video is decoded once
+per chunk (`_DecodeOnceReader`), but the n rollouts are n sequences of one `generate` call, so the prompt
+(K frames of visual tokens) is prefilled n times: the core has no shared-prefix sampling. See docs/dataset.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
-from ..video_io import VideoDecodeError, open_video
+from ..video_io import VideoDecodeError, VideoReader
 from .card import write_dataset_card
-from .schema import OPTION_LETTERS, split_dir
+from .schema import lettered_options, split_dir
 from .writer import (
     append_provenance,
+    folder_lock,
+    list_splits,
+    next_report_path,
     read_metadata,
     resolve_splits,
     state_path,
     verify_layout,
+    write_json_atomic,
     write_metadata,
 )
 
@@ -39,7 +55,10 @@ if TYPE_CHECKING:
 
 logger = logging.get_logger(__name__)
 
-__all__ = ["DifficultyReport", "DifficultySettings", "RolloutCache", "label_difficulty"]
+__all__ = ["PARSE_FAILURE_WARNING_RATE", "DifficultyReport", "DifficultySettings", "RolloutCache", "label_difficulty"]
+
+PARSE_FAILURE_WARNING_RATE = 0.2  # above this share of unparsable answers, pass rates mostly measure formatting
+_EXAMPLES_KEPT = 3  # unparsable answer texts kept per row (cache) and per run (report)
 
 
 @dataclass(frozen=True)
@@ -52,7 +71,7 @@ class DifficultySettings:
         num_key_frames: K, uniformly spaced frames the MLLM sees (the paper trains with K = 32 or 64).
         temperature / top_p: sampling of the answer turn.
         max_new_tokens: generation budget of the answer turn.
-        seed: base seed; each row derives its own from it.
+        seed: base seed; each chunk of rows derives its own from it and the ids it holds.
     """
 
     model: str
@@ -100,6 +119,22 @@ class RolloutCache:
                 record = json.loads(line)
                 self.records[(record["split"], record["id"])] = record
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Refuse a second run with the same settings on the same folder while this one holds the cache."""
+        lock = FileLock(f"{self.path}.lock", timeout=0)
+        try:
+            lock.acquire()
+        except Timeout as err:
+            raise TimeoutError(
+                f"Another label-difficulty run with the same settings is labelling this folder (it holds {lock.lock_file}); "
+                "wait for it to finish (a rerun then finds its rows in the cache) instead of computing them twice."
+            ) from err
+        try:
+            yield
+        finally:
+            lock.release()
+
     def __contains__(self, key: tuple[str, str]) -> bool:
         return key in self.records
 
@@ -117,59 +152,123 @@ class RolloutCache:
 @dataclass
 class DifficultyReport:
     cache_path: str
+    report_path: str | None = None  # .msjoe/reports/label-difficulty-N.json
     labelled: int = 0  # rows whose pass_rate was written
     computed: int = 0  # rows whose rollouts ran in this call
     from_cache: int = 0  # rows whose rollouts came from an earlier (interrupted) run
     skipped_already_labelled: int = 0  # rows that had a pass_rate and `overwrite` was off
+    rollouts: int = 0  # answers behind the labels written
+    unparsed_rollouts: int = 0  # of those, answers without a parsable option letter (counted as wrong)
+    parse_failure_rate: float | None = None  # unparsed_rollouts / rollouts (None: nothing labelled)
+    unparsed_examples: list[str] = field(default_factory=list)  # a few raw answers that did not parse
     failed: list[dict[str, str]] = field(default_factory=list)  # {"split", "id", "error"}: pass_rate left null
 
+    def parse_warning(self) -> str | None:
+        """The warning to show when so many answers did not parse that the pass rates mostly measure formatting."""
+        if self.parse_failure_rate is None or self.parse_failure_rate <= PARSE_FAILURE_WARNING_RATE:
+            return None
+        return (
+            f"{self.unparsed_rollouts} of {self.rollouts} answers ({self.parse_failure_rate:.0%}) gave no option letter "
+            f"and count as wrong, so these pass rates understate the model (answers that never parse give pass_rate 0 "
+            f"everywhere). Examples: {self.unparsed_examples}. Raise --max-new-tokens, or use an instruction-tuned "
+            "model that follows the answer format, then relabel with --overwrite."
+        )
 
-def _row_seed(settings: DifficultySettings, split: str, row_id: str) -> int:
-    return int(hashlib.sha256(f"{settings.seed}|{split}|{row_id}".encode()).hexdigest()[:8], 16)
+
+class _DecodeOnceReader(VideoReader):
+    """A `VideoReader` that serves a repeated `frames_at` request from its last result.
+
+    `answer_batch` receives this reader once per rollout (and once per question on the same video); uniform
+    selection asks each for the same K frames, so the video is decoded once per chunk instead of n times.
+    """
+
+    def __init__(self, source: str):
+        super().__init__(source)
+        self._last: tuple[tuple, torch.Tensor] | None = None
+
+    def frames_at(self, timestamps: torch.Tensor | Sequence[float], **kwargs: Any) -> torch.Tensor:
+        key = (tuple(torch.as_tensor(timestamps, dtype=torch.float64).tolist()), tuple(sorted(kwargs.items())))
+        if self._last is None or self._last[0] != key:
+            self._last = (key, super().frames_at(timestamps, **kwargs))  # (K, 3, H, W) uint8
+        return self._last[1]
+
+
+def _chunk_seed(settings: DifficultySettings, split: str, row_ids: Sequence[str]) -> int:
+    return int(hashlib.sha256(f"{settings.seed}|{split}|{'|'.join(row_ids)}".encode()).hexdigest()[:8], 16)
 
 
 def _run_rollouts(
     model: MSJoEForVideoQA, root: str, split: str, rows: Sequence[dict[str, Any]], settings: DifficultySettings,
     generation_kwargs: Mapping[str, Any],
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """n sampled answers for each row of `rows`, batched together; one cache record per row."""
+    """n sampled answers for each row of `rows`, in one `answer_batch` call; one cache record per row."""
     n = settings.num_rollouts
-    readers = [open_video(os.path.join(split_dir(root, split), row["file_name"])) for row in rows]
-    options = [dict(zip(OPTION_LETTERS, row["options"])) for row in rows]
+    readers: dict[str, _DecodeOnceReader] = {}
+    for row in rows:
+        if row["file_name"] not in readers:
+            readers[row["file_name"]] = _DecodeOnceReader(os.path.join(split_dir(root, split), row["file_name"]))
+    options = [{o.letter: o.text for o in lettered_options(row["options"])} for row in rows]
     device = model.device
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(_row_seed(settings, split, rows[0]["id"]))
+        torch.manual_seed(_chunk_seed(settings, split, [row["id"] for row in rows]))
         outputs = model.answer_batch(
-            [r for r in readers for _ in range(n)], [row["question"] for row in rows for _ in range(n)],
+            [readers[row["file_name"]] for row in rows for _ in range(n)], [row["question"] for row in rows for _ in range(n)],
             [o for o in options for _ in range(n)], selection="uniform", num_key_frames=settings.num_key_frames,
             generation_kwargs=generation_kwargs,
         )  # fmt: skip
     records = []
     for i, row in enumerate(rows):
-        predictions = [out.option for out in outputs[i * n : (i + 1) * n]]
-        correct = sum(p == row["answer"] for p in predictions)
-        records.append({"split": split, "id": row["id"], "num_rollouts": n, "correct": correct, "predictions": predictions})
+        answers = outputs[i * n : (i + 1) * n]
+        predictions = [out.option for out in answers]
+        unparsed = [out.answer_turn_text[:200] for out in answers if out.option is None]
+        records.append({
+            "split": split, "id": row["id"], "num_rollouts": n, "correct": sum(p == row["answer"] for p in predictions),
+            "predictions": predictions, "unparsed": len(unparsed), "unparsed_examples": unparsed[:_EXAMPLES_KEPT],
+        })  # fmt: skip
     return records
 
 
 def _label_chunk(
-    model: MSJoEForVideoQA, root: str, split: str, rows: Sequence[dict[str, Any]], settings: DifficultySettings,
-    generation_kwargs: Mapping[str, Any], cache: RolloutCache, report: DifficultyReport,
+    model: MSJoEForVideoQA, root: str, split: str, chunk: Sequence[dict[str, Any]], missing: set[str],
+    settings: DifficultySettings, generation_kwargs: Mapping[str, Any], cache: RolloutCache, report: DifficultyReport,
 ) -> None:  # fmt: skip
-    """Run and persist one batch; a video that fails to decode is isolated, reported, and left unlabelled."""
+    """Run one chunk whole and persist its `missing` rows; a video that fails to decode is isolated, reported,
+    and left unlabelled (the chunk's other rows then run one by one)."""
     try:
-        records = _run_rollouts(model, root, split, rows, settings, generation_kwargs)
+        records = _run_rollouts(model, root, split, chunk, settings, generation_kwargs)
     except VideoDecodeError as err:
-        if len(rows) > 1:
-            for row in rows:
-                _label_chunk(model, root, split, [row], settings, generation_kwargs, cache, report)
+        if len(chunk) > 1:
+            for row in chunk:
+                if row["id"] in missing:
+                    _label_chunk(model, root, split, [row], {row["id"]}, settings, generation_kwargs, cache, report)
             return
-        report.failed.append({"split": split, "id": rows[0]["id"], "error": str(err)})
-        logger.warning(f"label-difficulty: {split}/{rows[0]['id']} failed and stays unlabelled: {err}")
+        report.failed.append({"split": split, "id": chunk[0]["id"], "error": str(err)})
+        logger.warning(f"label-difficulty: {split}/{chunk[0]['id']} failed and stays unlabelled: {err}")
         return
     for record in records:
-        cache.append(record)
-    report.computed += len(records)
+        if record["id"] in missing:
+            cache.append(record)
+            report.computed += 1
+
+
+def _write_labels(root: str, targets: dict[str, set[str]], overwrite: bool, cache: RolloutCache, report: DifficultyReport) -> None:
+    """Under the folder lock: re-read each split (another tool may have changed it), set the pass rates, write it."""
+    present = set(list_splits(root))
+    for split, ids in targets.items():
+        if split not in present:
+            continue  # removed meanwhile (a concurrent filter emptied it)
+        rows = read_metadata(root, split)
+        for row in rows:
+            record = cache.get((split, row["id"])) if row["id"] in ids else None
+            if record is None or not (overwrite or row["pass_rate"] is None):
+                continue
+            row["pass_rate"] = record["correct"] / record["num_rollouts"]
+            report.labelled += 1
+            report.rollouts += record["num_rollouts"]
+            report.unparsed_rollouts += record.get("unparsed", sum(p is None for p in record["predictions"]))
+            report.unparsed_examples += record.get("unparsed_examples", [])[: max(0, _EXAMPLES_KEPT - len(report.unparsed_examples))]
+        write_metadata(root, split, rows)
+    report.parse_failure_rate = report.unparsed_rollouts / report.rollouts if report.rollouts else None
 
 
 def label_difficulty(
@@ -188,9 +287,11 @@ def label_difficulty(
     Args:
         model: the base MLLM wrapped by `load_msjoe_model` / `MSJoEForVideoQA.from_mllm` (uniform selection
             needs neither CLIP nor a trained sampler).
-        rows_per_batch: questions whose rollouts share one `generate` call (n x rows_per_batch sequences).
+        rows_per_batch: questions whose rollouts share one `generate` call (n x rows_per_batch sequences); part of
+            what the labels are (the chunks and their seeds), recorded in the provenance.
         generation_kwargs: extra `generate` arguments on top of the sampling settings (not part of the cache key:
             change `settings` when they change what a rollout means).
+    Rollouts run without holding the folder's write lock; the labels are merged into the current metadata under it.
     """
     root = os.fspath(root)
     if rows_per_batch < 1:
@@ -199,21 +300,28 @@ def label_difficulty(
     cache = RolloutCache(state_path(root, "difficulty", settings.cache_name()))
     report = DifficultyReport(cache_path=cache.path)
     gen = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p, "max_new_tokens": settings.max_new_tokens, **(generation_kwargs or {})}  # fmt: skip
-    for split in resolve_splits(root, splits):
-        rows = read_metadata(root, split)
-        targets = [r for r in rows if overwrite or r["pass_rate"] is None]
-        report.skipped_already_labelled += len(rows) - len(targets)
-        todo = [r for r in targets if (split, r["id"]) not in cache]
-        report.from_cache += len(targets) - len(todo)
-        chunks = [todo[i : i + rows_per_batch] for i in range(0, len(todo), rows_per_batch)]
-        for chunk in tqdm(chunks, desc=f"{split}: rollouts", disable=not show_progress):
-            _label_chunk(model, root, split, chunk, settings, gen, cache, report)
-        for row in targets:
-            record = cache.get((split, row["id"]))
-            if record is not None:
-                row["pass_rate"] = record["correct"] / record["num_rollouts"]
-                report.labelled += 1
-        write_metadata(root, split, rows)
-    append_provenance(root, "label-difficulty", {**asdict(settings), "selection": "uniform", "labelled": report.labelled, "failed": len(report.failed)})  # fmt: skip
-    write_dataset_card(root)
+    targets: dict[str, set[str]] = {}
+    with cache.exclusive():
+        for split in resolve_splits(root, splits):
+            rows = read_metadata(root, split)
+            todo = [r for r in rows if overwrite or r["pass_rate"] is None]
+            report.skipped_already_labelled += len(rows) - len(todo)
+            targets[split] = {r["id"] for r in todo}
+            chunks = [todo[i : i + rows_per_batch] for i in range(0, len(todo), rows_per_batch)]
+            for chunk in tqdm(chunks, desc=f"{split}: rollouts", disable=not show_progress):
+                missing = {r["id"] for r in chunk if (split, r["id"]) not in cache}
+                report.from_cache += len(chunk) - len(missing)
+                if missing:
+                    _label_chunk(model, root, split, chunk, missing, settings, gen, cache, report)
+        with folder_lock(root):
+            _write_labels(root, targets, overwrite, cache, report)
+            report.report_path = next_report_path(root, "label-difficulty")
+            write_json_atomic(report.report_path, {"settings": asdict(settings), "rows_per_batch": rows_per_batch, **asdict(report)})
+            append_provenance(root, "label-difficulty", {
+                **asdict(settings), "selection": "uniform", "rows_per_batch": rows_per_batch, "labelled": report.labelled,
+                "failed": len(report.failed), "parse_failure_rate": report.parse_failure_rate,
+            })  # fmt: skip
+            write_dataset_card(root)
+    if (warning := report.parse_warning()) is not None:
+        logger.warning(f"label-difficulty: {warning}")
     return report

@@ -18,6 +18,7 @@ from .card import write_dataset_card
 from .schema import DATA_DIR, METADATA_FILENAME, split_dir
 from .writer import (
     append_provenance,
+    folder_lock,
     list_splits,
     next_report_path,
     read_metadata,
@@ -110,8 +111,16 @@ def _check_unlabelled(rows_by_split: dict[str, list[dict[str, Any]]], criteria: 
 
 
 def filter_dataset(root: str | os.PathLike, criteria: FilterCriteria, *, splits: Sequence[str] | None = None, dry_run: bool = False) -> FilterReport:
-    """Drop the rows `criteria` rejects from a built folder, in place (see the module docstring)."""
+    """Drop the rows `criteria` rejects from a built folder, in place (see the module docstring).
+
+    Runs under the folder's write lock, so a concurrent `label-difficulty` or `filter` never loses this step.
+    """
     root = os.fspath(root)
+    with folder_lock(root):
+        return _filter_locked(root, criteria, splits, dry_run)
+
+
+def _filter_locked(root: str, criteria: FilterCriteria, splits: Sequence[str] | None, dry_run: bool) -> FilterReport:
     verify_layout(root).raise_if_broken(f"filter {root!r}")
     rows_by_split = {split: read_metadata(root, split) for split in resolve_splits(root, splits)}
     _check_unlabelled(rows_by_split, criteria)

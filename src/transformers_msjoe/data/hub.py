@@ -8,19 +8,16 @@ from typing import Any
 import datasets
 from datasets import Video, load_dataset
 
+from ..hub_utils import require_hub_token
 from .card import write_dataset_card
 from .schema import DATA_DIR, STATE_DIR, check_features
-from .writer import LayoutError, list_splits, verify_layout
+from .writer import LOCK_FILENAME, LayoutError, folder_lock, list_splits, verify_layout
 
-__all__ = ["PUSH_IGNORE_PATTERNS", "MissingTokenError", "load_longvideo_qa", "push_longvideo_qa"]
+__all__ = ["PUSH_IGNORE_PATTERNS", "load_longvideo_qa", "push_longvideo_qa"]
 
-# Local bookkeeping that must not reach the Hub (rollout cache, reports with local paths);
+# Local bookkeeping that must not reach the Hub (rollout cache, reports with local paths, the write lock);
 # `.msjoe/provenance.json` is pushed so a downloaded copy can re-render its card.
-PUSH_IGNORE_PATTERNS = [f"{STATE_DIR}/difficulty/**", f"{STATE_DIR}/reports/**", "**/*.tmp"]
-
-
-class MissingTokenError(ValueError):
-    """No Hugging Face token is available for a push."""
+PUSH_IGNORE_PATTERNS = [f"{STATE_DIR}/difficulty/**", f"{STATE_DIR}/reports/**", f"{STATE_DIR}/{LOCK_FILENAME}", "**/*.tmp"]
 
 
 def load_longvideo_qa(
@@ -58,18 +55,6 @@ def load_longvideo_qa(
     return ds
 
 
-def _resolve_token(token: str | None) -> str:
-    from huggingface_hub import get_token
-
-    resolved = token or get_token()
-    if not resolved:
-        raise MissingTokenError(
-            "No Hugging Face token found, so nothing can be pushed. Log in with `hf auth login`, set the HF_TOKEN "
-            "environment variable, or pass --token (a token with write access to the target namespace)."
-        )
-    return resolved
-
-
 def push_longvideo_qa(
     folder: str | os.PathLike,
     repo_id: str,
@@ -79,11 +64,20 @@ def push_longvideo_qa(
     revision: str | None = None,
     commit_message: str | None = None,
 ) -> Any:
-    """Verify a built folder, re-render its card for `repo_id`, and upload it as a Hub dataset repo (one commit)."""
+    """Verify a built folder, re-render its card for `repo_id`, and upload it as a Hub dataset repo (one commit).
+
+    Raises `MissingHubTokenError` (a `ValueError`) naming the fixes when no token is available. The folder's write
+    lock is held until the upload ends, so no other tool changes the files being sent.
+    """
+    folder = os.fspath(folder)
+    token = require_hub_token(token, action="pushing the dataset")
+    with folder_lock(folder):
+        return _push_locked(folder, repo_id, token, private=private, revision=revision, commit_message=commit_message)
+
+
+def _push_locked(folder: str, repo_id: str, token: str, *, private: bool | None, revision: str | None, commit_message: str | None) -> Any:
     from huggingface_hub import HfApi
 
-    folder = os.fspath(folder)
-    token = _resolve_token(token)
     report = verify_layout(folder)
     report.raise_if_broken(f"push {folder!r}")
     if report.unreferenced_files:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["QAFileError", "RawRecord", "read_qa_file"]
+__all__ = ["QAFileError", "RawRecord", "default_source", "read_qa_file"]
 
 QA_SUFFIXES = (".jsonl", ".json", ".csv")
 
@@ -29,6 +29,11 @@ class RawRecord:
 
     location: str  # "qa.jsonl:12" or "llava.json[record 5, turn 2]", used in every report
     fields: dict[str, Any]
+
+
+def default_source(qa_file: str | os.PathLike) -> str:
+    """The `source` of rows that name none: the question file's name without extension (`qa.jsonl` -> `qa`)."""
+    return os.path.splitext(os.path.basename(os.fspath(qa_file)))[0]
 
 
 def read_qa_file(path: str | os.PathLike) -> list[RawRecord]:

@@ -22,7 +22,9 @@ import re
 import string
 
 from datasets import Features, List, Value, Video
-from datasets.packaged_modules.videofolder.videofolder import VIDEO_EXTENSIONS
+
+from .._compat import folder_loader_video_extensions
+from ..prompts import LetteredOption, letter_options
 
 __all__ = [
     "DATA_DIR",
@@ -35,6 +37,7 @@ __all__ = [
     "VIDEOS_SUBDIR",
     "check_features",
     "check_split_name",
+    "lettered_options",
     "split_dir",
 ]
 
@@ -66,9 +69,9 @@ METADATA_FILENAME = "metadata.parquet"
 VIDEOS_SUBDIR = "videos"
 STATE_DIR = ".msjoe"
 
-# The folder-based loader only downloads files with these extensions from the Hub; others would load locally
-# and break on the Hub, so the builder rejects them.
-SUPPORTED_VIDEO_EXTENSIONS = tuple(VIDEO_EXTENSIONS)
+# The folder-based loader (local folder and Hub repo alike) keeps only files with these extensions, so the builder
+# rejects other containers.
+SUPPORTED_VIDEO_EXTENSIONS = folder_loader_video_extensions()
 
 _SPLIT_NAME = re.compile(r"^\w+$")
 
@@ -78,6 +81,12 @@ def check_split_name(split: str) -> str:
     if not isinstance(split, str) or not _SPLIT_NAME.match(split):
         raise ValueError(f"Split name {split!r} is invalid: use letters, digits and underscores, e.g. 'train' or 'validation'.")
     return split
+
+
+def lettered_options(options: list[str]) -> list[LetteredOption]:
+    """A row's stored `options` lettered A, B, C ... by position: they are plain texts by schema, never labels
+    (so "J. K. Rowling" or "A. Lincoln" stay texts)."""
+    return letter_options(options, lettered=False)
 
 
 def split_dir(root: str | os.PathLike, split: str) -> str:

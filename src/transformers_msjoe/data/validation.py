@@ -1,11 +1,14 @@
 """Validation of question records against a video folder: every row kept or rejected with its reasons.
 
 Checks, each with a reason code in the report:
-  missing_video, ambiguous_video, unsupported_container, undecodable_video (open + decode probe frames with
-  the core `open_video`), video_id_conflict, duplicate_id, duplicate_question, empty_question, bad_options,
-  option_count, duplicate_options, missing_answer, answer_not_in_options, bad_pass_rate, bad_duration,
-  duration_mismatch, bad_split.
-Files in the video folder that no question mentions are reported (not an error); so are unknown fields.
+  conversion_problem (what a converter could not turn into a question), missing_video, ambiguous_video,
+  unsupported_container, undecodable_video (open + decode probe frames with the core `open_video`),
+  video_id_conflict, duplicate_id, duplicate_question, empty_question, bad_options, option_count,
+  duplicate_options, missing_answer, answer_not_in_options, bad_pass_rate, bad_duration, duration_mismatch,
+  bad_split.
+Duplicates (ids, questions, video ids) are judged against the rows kept so far: the first VALID copy is kept,
+every other copy is rejected naming it. Files in the video folder that no question mentions are reported (not
+an error); so are unknown fields.
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ from .schema import (
 
 __all__ = ["Issue", "RejectedRow", "ValidationOptions", "ValidationResult", "probe_video", "validate_records"]
 
+# Set by converters (`converters.py`) on records they could not turn into a question: rejected with these messages.
+CONVERSION_PROBLEMS_FIELD = "conversion_problems"
 KNOWN_FIELDS = frozenset(
     {"id", "question_id", "video", "video_id", "question", "options", "answer", "question_type", "duration",
-     "duration_seconds", "pass_rate", "source", "split"}
+     "duration_seconds", "pass_rate", "source", "split", CONVERSION_PROBLEMS_FIELD}
 )  # fmt: skip
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -149,20 +154,14 @@ def _normalize_options(raw: Any, opts: ValidationOptions) -> list[str] | Issue:
     else:
         return Issue("bad_options", f"options must be a list of strings or a {{letter: text}} object, got {raw!r:.80}")
     try:
-        lettered = letter_options(candidate)
+        lettered = letter_options(candidate)  # the input may carry letters ("A. red"); what is stored never does
     except ValueError as err:
-        return Issue("bad_options", str(err))
+        return Issue("bad_options", f"{err} In a question file, give such options as an object {{\"A\": text, \"B\": text}}.")
     letters = [o.letter for o in lettered]
     expected = list(OPTION_LETTERS[: len(lettered)])
     if letters != expected:
         return Issue("bad_options", f"option letters must be {', '.join(expected)} in this order, got {', '.join(letters)}")
-    texts = [o.text for o in lettered]
-    try:
-        reread = [o.text for o in letter_options(texts)]
-    except ValueError:
-        reread = []
-    if reread != texts:  # consumers re-letter the stored plain texts; they must read back unchanged
-        return Issue("bad_options", f"option texts that start like a letter label ('A. ...') would be re-read as labels: {texts}; rephrase them")
+    texts = [o.text for o in lettered]  # stored as plain texts: readers letter them by position (`lettered_options`)
     if not opts.min_options <= len(texts) <= opts.max_options:
         return Issue("option_count", f"{len(texts)} options; rows need between {opts.min_options} and {opts.max_options} (--min-options/--max-options)")
     repeated = sorted(t for t, n in Counter(t.casefold() for t in texts).items() if n > 1)
@@ -232,6 +231,7 @@ class _Candidate:
     row: dict[str, Any]
     issues: list[Issue]
     rel_video: str | None = None
+    settled: bool = False  # rejected before the cross-row checks (converter problems): skip them
 
 
 def _safe_file_name(video_id: str, rel_video: str) -> str:
@@ -252,41 +252,97 @@ def _probe_all(paths: Sequence[str], opts: ValidationOptions, show_progress: boo
     return dict(zip(paths, results))
 
 
+@dataclass
+class _Kept:
+    """What the rows kept so far claim; duplicates and conflicts are judged against these only, so a first copy
+    rejected for another reason does not take a later valid copy down with it."""
+
+    ids: dict[str, str] = field(default_factory=dict)  # id -> location
+    questions: dict[tuple, str] = field(default_factory=dict)  # (video_id, normalised question, options) -> location
+    file_of_video: dict[str, str] = field(default_factory=dict)  # video_id -> video path under the folder
+    video_of_file: dict[tuple[str, str], str] = field(default_factory=dict)  # (split, stored file name) -> video_id
+
+    def conflicts(self, cand: _Candidate) -> list[Issue]:
+        row, rel, issues = cand.row, cand.rel_video, []
+        if rel is not None:
+            vid = row["video_id"]
+            if self.file_of_video.get(vid, rel) != rel:
+                issues.append(Issue("video_id_conflict", f"video_id {vid!r} already names {self.file_of_video[vid]!r}, not {rel!r}"))
+            owner = self.video_of_file.get((row["split"], row["file_name"]), vid)
+            if owner != vid:
+                issues.append(Issue("video_id_conflict", f"video ids {owner!r} and {vid!r} both map to file name {row['file_name']!r}; rename one"))
+        if row["id"] is not None and row["id"] in self.ids:
+            issues.append(Issue("duplicate_id", f"id {row['id']!r} was already used at {self.ids[row['id']]}"))
+        if rel is not None and row["question"] and _question_key(row) in self.questions:
+            issues.append(Issue("duplicate_question", f"the same question and options for this video appear at {self.questions[_question_key(row)]}"))
+        return issues
+
+    def add(self, cand: _Candidate) -> None:
+        row, loc = cand.row, cand.record.location
+        self.ids[row["id"]] = loc
+        self.questions[_question_key(row)] = loc
+        self.file_of_video.setdefault(row["video_id"], cand.rel_video)
+        self.video_of_file.setdefault((row["split"], row["file_name"]), row["video_id"])
+
+
+def _question_key(row: dict[str, Any]) -> tuple:
+    return row["video_id"], " ".join(row["question"].casefold().split()), tuple(row["options"])
+
+
+def _check_video(cand: _Candidate, index: _VideoIndex, probes: dict[str, VideoInfo | Issue], opts: ValidationOptions) -> None:
+    """Stored file name, decode probe and duration of a row whose video was found."""
+    row = cand.row
+    row["file_name"] = _safe_file_name(row["video_id"], cand.rel_video)
+    probe = probes[os.path.join(index.root, cand.rel_video)]
+    if isinstance(probe, Issue):
+        cand.issues.append(probe)
+        return
+    row["duration_seconds"] = round(probe.duration_seconds, 3)
+    given = row["_given_duration"]
+    if given is not None and abs(given - probe.duration_seconds) > max(opts.duration_tolerance_seconds, 0.05 * probe.duration_seconds):
+        cand.issues.append(Issue("duration_mismatch", f"the row says {given:g}s but the file lasts {probe.duration_seconds:.1f}s; wrong video?"))
+
+
 def _check_rows(candidates: list[_Candidate], index: _VideoIndex, probes: dict[str, VideoInfo | Issue], opts: ValidationOptions) -> None:
-    """Cross-row checks (ids, duplicates, id/file conflicts) and the duration probe, in file order."""
-    seen_ids: dict[str, str] = {}
-    seen_questions: dict[tuple, str] = {}
-    video_of_id: dict[str, str] = {}
-    id_of_file: dict[tuple[str, str], str] = {}
+    """Per-row video checks, then the cross-row checks against the valid rows before it, in file order."""
+    kept = _Kept()
     per_video_count: Counter[str] = Counter()
     for cand in candidates:
-        row, loc = cand.row, cand.record.location
+        if cand.settled:
+            continue
         if cand.rel_video is not None:
-            vid = row["video_id"]
-            if video_of_id.setdefault(vid, cand.rel_video) != cand.rel_video:
-                cand.issues.append(Issue("video_id_conflict", f"video_id {vid!r} already names {video_of_id[vid]!r}, not {cand.rel_video!r}"))
-            row["file_name"] = _safe_file_name(vid, cand.rel_video)
-            owner = id_of_file.setdefault((row["split"], row["file_name"]), vid)
-            if owner != vid:
-                cand.issues.append(Issue("video_id_conflict", f"video ids {owner!r} and {vid!r} both map to file name {row['file_name']!r}; rename one"))
-            probe = probes[os.path.join(index.root, cand.rel_video)]
-            if isinstance(probe, Issue):
-                cand.issues.append(probe)
-            else:
-                row["duration_seconds"] = round(probe.duration_seconds, 3)
-                given = row["_given_duration"]
-                if given is not None and abs(given - probe.duration_seconds) > max(opts.duration_tolerance_seconds, 0.05 * probe.duration_seconds):
-                    cand.issues.append(Issue("duration_mismatch", f"the row says {given:g}s but the file lasts {probe.duration_seconds:.1f}s; wrong video?"))
-            if row["id"] is None:
-                row["id"] = f"{vid}-{per_video_count[vid]}"
+            _check_video(cand, index, probes, opts)
+            vid = cand.row["video_id"]
+            if cand.row["id"] is None:
+                cand.row["id"] = f"{vid}-{per_video_count[vid]}"
             per_video_count[vid] += 1
-        if row["id"] is not None:
-            first = seen_ids.setdefault(row["id"], loc)
-            if first != loc:
-                cand.issues.append(Issue("duplicate_id", f"id {row['id']!r} was already used at {first}"))
-        key = (row.get("video_id"), " ".join(row["question"].casefold().split()), tuple(row["options"]))
-        if cand.rel_video is not None and row["question"] and seen_questions.setdefault(key, loc) != loc:
-            cand.issues.append(Issue("duplicate_question", f"the same question and options for this video appear at {seen_questions[key]}"))
+        cand.issues += kept.conflicts(cand)
+        if not cand.issues:
+            kept.add(cand)
+
+
+def _candidate(record: RawRecord, index: _VideoIndex, opts: ValidationOptions) -> _Candidate:
+    """A record's normalised fields, its video resolved, and the problems found so far (no cross-row checks)."""
+    problems = record.fields.get(CONVERSION_PROBLEMS_FIELD)
+    if problems:  # nothing else to judge: the converter found no question here
+        messages = problems if isinstance(problems, list) else [problems]
+        raw_id = record.fields.get("id")
+        return _Candidate(record, {"id": None if raw_id is None else str(raw_id)}, [Issue("conversion_problem", str(m)) for m in messages], settled=True)
+    issues: list[Issue] = []
+    row = _normalize_fields(record, opts, issues)
+    raw_id = record.fields.get("id", record.fields.get("question_id"))
+    row["id"] = str(raw_id).strip() or None if raw_id is not None else None
+    video, video_id = record.fields.get("video"), record.fields.get("video_id")
+    cand = _Candidate(record, row, issues)
+    if not video and not video_id:
+        issues.append(Issue("missing_video", "the row names no video: give `video` (a path under the video folder) or `video_id`"))
+        return cand
+    resolved = index.resolve(video, video_id)
+    if isinstance(resolved, Issue):
+        issues.append(resolved)
+    else:
+        cand.rel_video, row["video_id"] = resolved
+    return cand
 
 
 def validate_records(
@@ -299,21 +355,7 @@ def validate_records(
     ignored: Counter[str] = Counter()
     for record in records:
         ignored.update(k for k in record.fields if k not in KNOWN_FIELDS)
-        issues: list[Issue] = []
-        row = _normalize_fields(record, opts, issues)
-        raw_id = record.fields.get("id", record.fields.get("question_id"))
-        row["id"] = str(raw_id).strip() or None if raw_id is not None else None
-        video, video_id = record.fields.get("video"), record.fields.get("video_id")
-        cand = _Candidate(record, row, issues)
-        if not video and not video_id:
-            issues.append(Issue("missing_video", "the row names no video: give `video` (a path under the video folder) or `video_id`"))
-        else:
-            resolved = index.resolve(video, video_id)
-            if isinstance(resolved, Issue):
-                issues.append(resolved)
-            else:
-                cand.rel_video, row["video_id"] = resolved
-        candidates.append(cand)
+        candidates.append(_candidate(record, index, opts))
     paths = sorted({os.path.join(index.root, c.rel_video) for c in candidates if c.rel_video is not None})
     _check_rows(candidates, index, _probe_all(paths, opts, show_progress), opts)
     mentioned = {c.rel_video for c in candidates if c.rel_video} | {

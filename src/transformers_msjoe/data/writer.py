@@ -1,22 +1,29 @@
 """Writing and reading the Hub layout (see `schema` for the tree): metadata parquet, videos, state files.
 
 Every write that replaces a file goes through a temporary file and `os.replace`, and a new folder is built
-next to its destination and renamed into place, so a crash never leaves a half-written dataset.
+next to its destination and renamed into place, so a crash never leaves a half-written file.
+
+Several tools may work on one built folder at once (say `label-difficulty` running for hours while `filter` or
+`card` runs): every read-modify-write of the folder's metadata, provenance and card happens under
+`folder_lock(root)` (an OS file lock on `.msjoe/lock`, released by the OS if the process dies), and reads what
+it modifies inside the lock, so no writer overwrites another's step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from .schema import (
@@ -32,6 +39,7 @@ __all__ = [
     "LayoutError",
     "LayoutReport",
     "append_provenance",
+    "folder_lock",
     "list_splits",
     "next_report_path",
     "read_json",
@@ -46,6 +54,8 @@ __all__ = [
 
 LinkMode = Literal["copy", "hardlink"]
 REPORTS_DIR = "reports"
+LOCK_FILENAME = "lock"
+LOCK_TIMEOUT_SECONDS = 600.0  # how long a tool waits for another one's read-modify-write (normally seconds)
 
 
 class LayoutError(ValueError):
@@ -57,6 +67,30 @@ def state_path(root: str | os.PathLike, *parts: str) -> str:
     path = os.path.join(os.fspath(root), STATE_DIR, *parts)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def folder_lock(root: str | os.PathLike, *, timeout: float | None = None) -> Iterator[None]:
+    """Hold the folder's write lock (`.msjoe/lock`) around a read-modify-write of its metadata, provenance or card.
+
+    Not re-entrant: take it once, around the whole step. Waits up to `timeout` seconds (default
+    `LOCK_TIMEOUT_SECONDS`) for another holder.
+    """
+    list_splits(root)  # a folder that is not a built one gets the layout error, not a stray .msjoe/lock
+    timeout = LOCK_TIMEOUT_SECONDS if timeout is None else timeout
+    path = state_path(root, LOCK_FILENAME)
+    lock = FileLock(path, timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout as err:
+        raise TimeoutError(
+            f"{os.fspath(root)!r} is being changed by another `msjoe data` command (it has held {path} for more than "
+            f"{timeout:g}s, e.g. a push uploading the folder); wait for it to finish and run this command again."
+        ) from err
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def next_report_path(root: str | os.PathLike, stem: str) -> str:
@@ -85,7 +119,10 @@ def read_json(path: str, default: Any = None) -> Any:
 
 
 def append_provenance(root: str | os.PathLike, step: str, record: dict[str, Any]) -> None:
-    """Record a build / difficulty / filter step in `.msjoe/provenance.json` (rendered into the card)."""
+    """Record a build / difficulty / filter step in `.msjoe/provenance.json` (rendered into the card).
+
+    A read-modify-write: call it under `folder_lock(root)` on a folder other tools may use.
+    """
     path = state_path(root, "provenance.json")
     provenance = read_json(path, default={"steps": []})
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -96,6 +133,12 @@ def append_provenance(root: str | os.PathLike, step: str, record: dict[str, Any]
 def list_splits(root: str | os.PathLike) -> list[str]:
     """Splits of a built folder: the `data/<split>/` folders holding a metadata file."""
     data = os.path.join(os.fspath(root), DATA_DIR)
+    previous = f"{os.path.abspath(os.fspath(root))}.previous"
+    if not os.path.isdir(data) and os.path.isdir(os.path.join(previous, DATA_DIR)):
+        raise LayoutError(
+            f"{os.fspath(root)!r} is missing but {previous!r} holds it: a `msjoe data build --overwrite` died while "
+            f"swapping folders. Run the build again (it restores the folder first), or `mv {previous} {os.fspath(root)}`."
+        )
     if not os.path.isdir(data):
         raise LayoutError(
             f"{os.fspath(root)!r} has no {DATA_DIR}/ folder: it is not a built longvideo-qa folder. Build one with "

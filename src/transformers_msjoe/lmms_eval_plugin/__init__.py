@@ -10,6 +10,10 @@ Importing this package does not import lmms-eval (it is the optional `[eval]` ex
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lmms_eval.models.registry_v2 import ModelManifest
 
 __all__ = ["MODEL_ID", "TASK_NAMES", "lmms_eval_models", "tasks_path"]
 
@@ -22,7 +26,7 @@ def tasks_path() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")
 
 
-def lmms_eval_models() -> list:
+def lmms_eval_models() -> list[ModelManifest]:
     """Entry point `lmms_eval.models`: the manifest of `--model msjoe` (called by lmms-eval's model registry)."""
     from lmms_eval.models.registry_v2 import ModelManifest
 

@@ -10,23 +10,24 @@ and takes from here only what lmms-eval gets wrong for a plugin:
     relative path `./~/.cache/huggingface`), and a missing video is an error that names the variable to set.
   - **the question and its options as separate fields.** `process_docs` adds `msjoe_question` (the question
     stem) and `msjoe_options` (`["A. ...", "B. ...", ...]`, lettered as the official scorer letters them) to
-    every doc; MSJoE's query turn reasons over the options. Video-MME and LongVideoBench store options in
-    columns; MLVU and LVBench may embed them in the question as `(A) ...` lines, which are split off here.
+    every doc; MSJoE's query turn reasons over the options. Video-MME, LongVideoBench and LVBench store options
+    in columns, lettered by position exactly as the official prompt and scorer letter them (`letter_options(...,
+    lettered=False)`: an option text such as "C. 5" or "U.S. flag" is a text, not a label; Video-MME's column
+    holds "A. ..." labels). MLVU, and LVBench rows without the column, write them into the question as
+    `(A) ...` lines, split off with `prompts.split_inline_options`.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from transformers.utils import logging
 
-from ..prompts import letter_options
+from ..prompts import letter_options, split_inline_options
 
 logger = logging.get_logger(__name__)
 
@@ -37,14 +38,10 @@ __all__ = [
     "Benchmark",
     "add_msjoe_fields",
     "official_task_utils",
-    "split_embedded_options",
 ]
 
 MSJOE_QUESTION = "msjoe_question"  # doc field: the question without its options
 MSJOE_OPTIONS = "msjoe_options"  # doc field: ["A. ...", ...]; empty for an open question
-
-# "(A) text" lines, the form MLVU and LVBench use inside the question text.
-_EMBEDDED_OPTION = re.compile(r"^\s*\(([A-Z])\)\s*(.+?)\s*$")
 
 
 def _hf_home() -> str:
@@ -53,29 +50,26 @@ def _hf_home() -> str:
     return os.path.expanduser(constants.HF_HOME)
 
 
-def split_embedded_options(question: str) -> tuple[str, list[str]]:
-    """`"Q?\\n(A) x\\n(B) y"` -> `("Q?", ["A. x", "B. y"])`; `(question, [])` when no trailing `(A) ...` lines.
+def _lettered(options: Sequence[str], *, lettered: bool) -> list[str]:
+    """`letter_options` as the `"A. text"` strings stored in `msjoe_options`."""
+    return [str(o) for o in letter_options(list(options), lettered=lettered)]
 
-    Only a trailing block of lines lettered A, B, C... in order counts as options, so a question that merely
-    mentions "(A)" is left whole.
+
+def _inline(question: str) -> tuple[str, list[str]]:
+    """A question with its options on their own lines ("(A) ..."): the stem and the lettered options.
+
+    No option lines, or nothing but option lines: `(question, [])`, answered as an open question (and counted in
+    `add_msjoe_fields`' warning); the official scorer still reads a letter from the answer.
     """
-    lines = question.strip().splitlines()
-    start = len(lines)
-    while start > 0 and (_EMBEDDED_OPTION.match(lines[start - 1]) or not lines[start - 1].strip()):
-        start -= 1
-    block = [line for line in lines[start:] if line.strip()]
-    matches = [_EMBEDDED_OPTION.match(line) for line in block]
-    letters = [m.group(1) for m in matches]
-    if not block or letters != list(string.ascii_uppercase[: len(letters)]):
+    stem, options = split_inline_options(question)
+    if not options or not stem:
         return question.strip(), []
-    stem = "\n".join(lines[:start]).strip()
-    if not stem:
-        return question.strip(), []
-    return stem, [str(o) for o in letter_options({m.group(1): m.group(2) for m in matches})]
+    return stem, [str(o) for o in options]
 
 
 def _videomme_fields(doc: Mapping[str, Any]) -> tuple[str, list[str]]:
-    return doc["question"], [str(o) for o in letter_options(list(doc["options"]))]  # already "A. ..."
+    # the column holds "A. ..." strings and the official prompt prints them as they are
+    return doc["question"], _lettered(doc["options"], lettered=True)
 
 
 def _longvideobench_fields(doc: Mapping[str, Any]) -> tuple[str, list[str]]:
@@ -85,18 +79,18 @@ def _longvideobench_fields(doc: Mapping[str, Any]) -> tuple[str, list[str]]:
         if value is None or value == "N/A":
             break
         texts.append(value)
-    return doc["question"], [str(o) for o in letter_options(texts)]
+    return doc["question"], _lettered(texts, lettered=False)  # plain texts, even "C. 5" or "U.S. flag"
 
 
 def _lvbench_fields(doc: Mapping[str, Any]) -> tuple[str, list[str]]:
     options = doc.get("options") or []
-    if options:  # the official prompt appends them as "(A) ..." after the question
-        return doc["question"], [str(o) for o in letter_options(list(options))]
-    return split_embedded_options(doc["question"])
+    if options:  # the official prompt appends them as "(A) <text>" by position, whatever the text looks like
+        return doc["question"], _lettered(options, lettered=False)
+    return _inline(doc["question"])
 
 
 def _mlvu_fields(doc: Mapping[str, Any]) -> tuple[str, list[str]]:
-    return split_embedded_options(doc["question"])  # the official prompt is the question text as is
+    return _inline(doc["question"])  # the official prompt is the question text as is
 
 
 @dataclass(frozen=True)

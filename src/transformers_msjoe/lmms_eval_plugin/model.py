@@ -29,6 +29,7 @@ from tqdm import tqdm
 from transformers.utils import logging
 
 from ..configuration_msjoe import MSJoEConfig
+from ..hub_utils import resolved_commit_hash
 from ..modeling_msjoe import MSJoEForVideoQA, MSJoEVideoQAOutput
 from ..selection import available_selectors, build_selector, parse_selection_options
 from .benchmarks import MSJOE_OPTIONS, MSJOE_QUESTION
@@ -63,17 +64,6 @@ class _Row:
 
 def _sha256(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _hub_revision(name_or_path: str | None, revision: str | None, filename: str = "config.json") -> str | None:
-    """The commit a Hub id resolved to (from the local cache), `None` for local folders."""
-    if not name_or_path or os.path.isdir(name_or_path):
-        return None
-    from transformers.utils import cached_file
-    from transformers.utils.hub import extract_commit_hash
-
-    resolved = cached_file(name_or_path, filename, revision=revision, _raise_exceptions_for_missing_entries=False)
-    return extract_commit_hash(resolved, None) or revision
 
 
 def _coerce_config_arg(name: str, value: Any) -> Any:
@@ -116,9 +106,12 @@ class MSJoELmmsEvalModel(lmms):
         dtype: `auto` (the checkpoint's), `bfloat16`, `float16` or `float32`.
         attn_implementation: passed to `from_pretrained` (`sdpa`, `flash_attention_2`, ...).
         batch_size: questions answered together (both MLLM turns are batched).
-        seed: seeds the per-batch generator of stochastic selections (`qframe`, `sampler_selection_mode=sample`).
+        seed: with the task and doc id, seeds each doc's own generator for stochastic selections (`qframe`,
+            `sampler_selection_mode=sample`), so a doc's frames do not depend on the batch it lands in.
         sample_log: path of a JSONL file with one line per answered doc (queries, key-frame times, timings);
-            `.rank<N>` is inserted before the suffix when several processes run.
+            `.rank<N>` is inserted before the suffix when several processes run. Lines are appended, never
+            truncated: a resumed `--use_cache` run adds the docs it answers after the earlier ones (each line
+            carries `run_started`); give a new path for a fresh log.
         model: (Python API only) an already-built `MSJoEForVideoQA`, instead of `pretrained` / `mllm`.
     """
 
@@ -151,6 +144,7 @@ class MSJoELmmsEvalModel(lmms):
         self.seed = int(seed)
         self.sample_log = sample_log
         self._sample_log_path: str | None = None
+        self._run_started = time.strftime("%Y-%m-%dT%H:%M:%S%z")  # tells appended runs apart in the sample log
         self._warned: set[str] = set()
         if model is not None:
             source, sampler_source = self._adopt(model, pretrained, mllm, config_args), "in-memory model"
@@ -282,12 +276,17 @@ class MSJoELmmsEvalModel(lmms):
             )
             chat_template = processor.mllm_processor.chat_template
         if config.clip_model_name.startswith("hf-hub:"):
-            clip_revision = _hub_revision(config.clip_model_name.removeprefix("hf-hub:"), None, "open_clip_config.json")
+            clip_revision = resolved_commit_hash(
+                config.clip_model_name.removeprefix("hf-hub:"), filename="open_clip_config.json"
+            )
         mllm_name = config.mllm_config._name_or_path or None
+        in_memory = sampler_source == "in-memory model"
+        model_revision = None if in_memory else resolved_commit_hash(source, revision=revision)
         return {
             "transformers_msjoe_version": __version__,
             "model": source,
-            "model_revision": _hub_revision(source, revision) if sampler_source != "in-memory model" else None,
+            "revision": revision,  # as requested (None: the default branch)
+            "model_revision": model_revision,  # the Hub commit loaded; None for folders and in-memory models
             "mllm": mllm_name,
             "mllm_model_type": config.mllm_config.model_type,
             "clip": config.clip,
@@ -319,6 +318,7 @@ class MSJoELmmsEvalModel(lmms):
     # ------------------------------------------------------------------ what lmms-eval reads
     @property
     def model(self) -> MSJoEForVideoQA:
+        """The wrapped `MSJoEForVideoQA`; an error once lmms-eval has released it after an evaluation."""
         if "_model" not in vars(self):
             raise RuntimeError(
                 "lmms-eval released this model after its evaluation (`lmms.clean()` frees every nn.Module): build "
@@ -333,10 +333,12 @@ class MSJoELmmsEvalModel(lmms):
 
     @property
     def device(self) -> torch.device:
+        """This rank's device (lmms-eval moves nothing itself; the model already lives there)."""
         return self._device
 
     @property
     def batch_size(self) -> int:
+        """Questions per `answer_batch` call (lmms-eval reads it; `--batch_size N`)."""
         return self._batch_size
 
     def get_model_info(self) -> dict[str, Any]:
@@ -344,12 +346,14 @@ class MSJoELmmsEvalModel(lmms):
         return dict(self._model_info)
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        """Not supported (lmms-eval's base class requires it): MSJoE answers by generation, it scores nothing."""
         raise NotImplementedError(
             "msjoe answers by generation (query turn, frame selection, answer turn) and does not score given "
             "continuations: run generate_until tasks such as msjoe_videomme, not loglikelihood/multiple_choice ones."
         )
 
     def generate_until_multi_round(self, requests: list[Instance]) -> list[str]:
+        """Not supported (lmms-eval's base class requires it): one question per doc."""
         raise NotImplementedError(
             "msjoe answers one question per doc (its own two MLLM turns); multi-round tasks are not supported."
         )
@@ -369,7 +373,7 @@ class MSJoELmmsEvalModel(lmms):
                 for first in range(0, len(task_rows), self.batch_size):
                     batch = task_rows[first : first + self.batch_size]
                     outputs = self._answer(batch)
-                    for row, out in zip(batch, outputs):
+                    for row, out in zip(batch, outputs, strict=True):
                         answers[row.index] = out.option or out.answer or ""
                         generated_tokens += self._count_tokens(out)
                     for stage, seconds in outputs[0].timings.items():  # batch wall times, shared by its rows
@@ -408,12 +412,17 @@ class MSJoELmmsEvalModel(lmms):
         )
         return _Row(index, task, split, doc_id, visuals[0], question, options, _sampling_kwargs(gen_kwargs))
 
+    def _generator(self, row: _Row) -> torch.Generator:
+        """The doc's own generator, seeded from (seed, task, doc id): its frames do not depend on its batch.
+
+        On the CPU for every selection (`sample_frames` moves the noise to the scores' device), so a doc draws the
+        same frames on any device.
+        """
+        key = f"{self.seed}:{row.task}:{row.doc_id}"
+        return torch.Generator(device="cpu").manual_seed(zlib.crc32(key.encode("utf-8")))
+
     def _answer(self, batch: Sequence[_Row]) -> list[MSJoEVideoQAOutput]:
-        """One `answer_batch` call; stochastic selections draw from a generator seeded by the batch's docs."""
-        key = f"{self.seed}:{batch[0].task}:" + ",".join(str(row.doc_id) for row in batch)
-        # the learned sampler draws on the model's device, the training-free selectors on the CPU
-        generator_device = self.device if self.selection == "msjoe" else torch.device("cpu")
-        generator = torch.Generator(device=generator_device).manual_seed(self.seed + zlib.crc32(key.encode()))
+        """One `answer_batch` call, with one generator per row for stochastic selections."""
         return self.model.answer_batch(
             [row.video for row in batch],
             [row.question for row in batch],
@@ -421,8 +430,8 @@ class MSJoELmmsEvalModel(lmms):
             selection=self.selection,
             selection_options=self.selection_options,
             num_key_frames=self.num_key_frames,
-            generation_kwargs=batch[0].sampling,
-            generator=generator,
+            generation_kwargs=batch[0].sampling,  # a batch holds docs of one task, which share gen_kwargs
+            generator=[self._generator(row) for row in batch],
         )
 
     # ------------------------------------------------------------------ logs
@@ -450,13 +459,13 @@ class MSJoELmmsEvalModel(lmms):
         )
 
     def _sample_log_file(self) -> str:
+        """`sample_log`, with `.rank<N>` when several processes run; appended to, never truncated."""
         if self._sample_log_path is None:
             path = os.path.abspath(os.path.expanduser(self.sample_log))
             if self.world_size > 1:
                 stem, suffix = os.path.splitext(path)
                 path = f"{stem}.rank{self.rank}{suffix}"
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            open(path, "w").close()  # one log per run: start empty
             self._sample_log_path = path
         return self._sample_log_path
 
@@ -465,9 +474,10 @@ class MSJoELmmsEvalModel(lmms):
         if self.sample_log is None:
             return
         with open(self._sample_log_file(), "a", encoding="utf-8") as handle:
-            for row, out in zip(batch, outputs):
+            for row, out in zip(batch, outputs, strict=True):
                 record = {
-                    "task": row.task, "split": row.split, "doc_id": row.doc_id, "video": row.video,
+                    "run_started": self._run_started, "task": row.task, "split": row.split, "doc_id": row.doc_id,
+                    "video": row.video,
                     "question": row.question, "options": row.options, "selection": out.selection,
                     "queries": out.queries, "queries_fallback": out.queries_fallback,
                     "query_turn_text": out.query_turn_text,

@@ -1,0 +1,320 @@
+"""feature_cache: keys, round trips, faults (corrupt / truncated entries, killed writers, concurrent writers,
+replaced videos), maintenance, and the wiring into `MSJoEForVideoQA.candidate_features` / `answer()`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from transformers_msjoe.clip_scoring import MSJoECLIPScorer
+from transformers_msjoe.feature_cache import (
+    ENV_CACHE_DIR,
+    ENV_DISABLE,
+    MSJoEFeatureCache,
+    default_feature_cache,
+    fingerprint_video,
+    resolve_feature_cache,
+)
+from transformers_msjoe.frame_features import candidate_feature_settings, extract_candidate_features
+from transformers_msjoe.synthetic_video import PlantedEvent, make_synthetic_video
+from transformers_msjoe.video_io import open_video
+
+SETTINGS = {"clip": {"model_name": "tiny"}, "candidate_fps": 1.0}
+KEY = MSJoEFeatureCache.entry_key("sha256:x", SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_clip_dir) -> MSJoECLIPScorer:
+    return MSJoECLIPScorer.from_identity(tiny_clip_dir)
+
+
+def _features(video, scorer, cache, **kwargs):
+    return extract_candidate_features(open_video(video), scorer, candidate_fps=1.0, max_candidate_frames=1024, cache=cache, **kwargs)
+
+
+def _run_python(code: str, *args: str, **popen_kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], text=True, **popen_kwargs)
+
+
+# ------------------------------------------------------------------------------------------ keys
+def test_fingerprint_is_content_not_path(short_video, tmp_path):
+    copy = tmp_path / "elsewhere.mp4"
+    shutil.copy(short_video, copy)
+    assert fingerprint_video(short_video) == fingerprint_video(copy) == fingerprint_video(Path(short_video).read_bytes())
+    assert fingerprint_video(short_video).startswith("sha256:")  # small files are hashed whole
+
+
+def test_sampled_fingerprint_of_large_files(tmp_path):
+    """> 16 MiB: size + head + tail + 32 sampled blocks. A same-size edit in an unsampled byte is the documented
+    blind spot that `fingerprint="full"` closes; edits in the head/tail (container index) are always seen."""
+    data = bytearray(os.urandom(20 * 2**20))
+    path = tmp_path / "big.mp4"
+    path.write_bytes(bytes(data))
+    base = fingerprint_video(path)
+    assert base.startswith("sampled1:")
+    for offset, seen in ((10, True), (len(data) - 10, True), (2**20 + 70 * 2**10, False)):
+        edited = bytearray(data)
+        edited[offset] ^= 0xFF
+        path.write_bytes(bytes(edited))
+        assert (fingerprint_video(path) != base) is seen, offset
+        assert fingerprint_video(path, "full") != fingerprint_video(bytes(data), "full")
+    path.write_bytes(bytes(data) + b"\0")
+    assert fingerprint_video(path) != base  # any change of size
+
+
+def test_key_changes_with_clip_fps_cap_seek_mode(scorer, tiny_clip_dir):
+    base = candidate_feature_settings(scorer, 1.0, 1024, "exact")
+    variants = [
+        candidate_feature_settings(scorer, 2.0, 1024, "exact"),
+        candidate_feature_settings(scorer, 1.0, 512, "exact"),
+        candidate_feature_settings(scorer, 1.0, 1024, "approximate"),
+        candidate_feature_settings(MSJoECLIPScorer.from_identity(tiny_clip_dir, dtype=torch.float16), 1.0, 1024, "exact"),
+        {**base, "clip": {**base["clip"], "pretrained": "laion2b"}},
+        {**base, "clip": {**base["clip"], "image_size": [96, 96]}},
+    ]
+    key = MSJoEFeatureCache.entry_key("sha256:v", base)
+    assert key == MSJoEFeatureCache.entry_key("sha256:v", dict(reversed(list(base.items()))))  # order-free
+    keys = {MSJoEFeatureCache.entry_key("sha256:v", v) for v in variants} | {MSJoEFeatureCache.entry_key("sha256:w", base)}
+    assert len(keys) == len(variants) + 1 and key not in keys
+
+
+# ------------------------------------------------------------------------------------------ round trip & faults
+def test_save_load_round_trip(tmp_path):
+    cache = MSJoEFeatureCache(tmp_path)
+    timestamps, embeddings = torch.arange(5, dtype=torch.float64) + 0.5, torch.randn(5, 8)
+    assert cache.load(KEY, settings=SETTINGS) is None
+    path = cache.save(KEY, timestamps, embeddings, settings=SETTINGS, fingerprint="sha256:x", video_label="v.mp4")
+    assert path == os.path.join(str(tmp_path), KEY[:2], KEY + ".safetensors") and oct(os.stat(path).st_mode)[-3:] == "644"
+    entry = cache.load(KEY, settings=SETTINGS, embed_dim=8)
+    assert torch.equal(entry.timestamps, timestamps) and torch.equal(entry.embeddings, embeddings)
+    assert entry.metadata["video"] == "v.mp4"
+
+
+def test_second_call_is_a_hit_with_identical_features(short_video, scorer, tmp_path):
+    cache = MSJoEFeatureCache(tmp_path)
+    first, second = _features(short_video, scorer, cache), _features(short_video, scorer, cache)
+    assert (first.cache_status, second.cache_status) == ("miss", "hit")
+    assert torch.equal(first.embeddings, second.embeddings) and torch.equal(first.timestamps, second.timestamps)
+    assert second.timings["candidate_decode"] == second.timings["clip_encode"] == 0.0 and second.timings["feature_cache"] > 0
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip_tensor_byte", "wrong_entry", "garbage"])
+def test_corrupt_entry_is_detected_recomputed_and_logged(short_video, needle_video, scorer, tmp_path, caplog, damage):
+    cache = MSJoEFeatureCache(tmp_path)
+    good = _features(short_video, scorer, cache)
+    (path,) = cache.entry_paths()
+    data = Path(path).read_bytes()
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip_tensor_byte":
+        data = data[:-100] + bytes([data[-100] ^ 0x01]) + data[-99:]
+    elif damage == "wrong_entry":  # another video's (valid) entry under this key's name
+        other_cache = MSJoEFeatureCache(tmp_path / "other")
+        _features(needle_video, scorer, other_cache)
+        data = Path(other_cache.entry_paths()[0]).read_bytes()
+    else:
+        data = b"\x00" * 64
+    with open(path, "wb") as handle:
+        handle.write(data)
+    with caplog.at_level(logging.WARNING):
+        again = _features(short_video, scorer, cache)
+    assert again.cache_status == "miss"  # recomputed, and stored again
+    assert any("is corrupt" in r.getMessage() and path in r.getMessage() for r in caplog.records)
+    assert torch.allclose(again.embeddings, good.embeddings) and torch.equal(again.timestamps, good.timestamps)
+    assert _features(short_video, scorer, cache).cache_status == "hit"
+
+
+_STALLING_WRITER = """
+    import os, sys, time, torch
+    from transformers_msjoe.feature_cache import MSJoEFeatureCache
+    real_fsync = os.fsync
+    def stall(fd):
+        real_fsync(fd)  # the entry's bytes are in the temp file, not yet renamed
+        print("writing", flush=True)
+        time.sleep(120)
+    os.fsync = stall
+    settings = {"clip": {"model_name": "tiny"}, "candidate_fps": 1.0}
+    MSJoEFeatureCache(sys.argv[1]).save(sys.argv[2], torch.arange(3.0), torch.randn(3, 4), settings=settings, fingerprint="sha256:x")
+"""
+
+
+def test_killed_writer_leaves_no_partial_entry(tmp_path):
+    cache = MSJoEFeatureCache(tmp_path)
+    writer = _run_python(_STALLING_WRITER, str(tmp_path), KEY, stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+    finally:
+        writer.kill()  # SIGKILL in the middle of the write: no cleanup code runs
+        writer.wait(timeout=30)
+    assert not cache.contains(KEY) and cache.load(KEY, settings=SETTINGS) is None and cache.entry_paths() == []
+    report = cache.report()
+    assert (report.num_entries, report.temp_files) == (0, 1)
+    assert cache.clean().removed_temp_files == 0  # young temps may belong to a live writer
+    assert cache.clean(temp_grace_seconds=0).removed_temp_files == 1 and cache.report().temp_files == 0
+
+
+_FEATURE_WRITER = """
+    import os, sys, time
+    from transformers_msjoe.clip_scoring import MSJoECLIPScorer
+    from transformers_msjoe.feature_cache import MSJoEFeatureCache
+    from transformers_msjoe.frame_features import candidate_feature_settings, extract_candidate_features
+    from transformers_msjoe.video_io import open_video
+    cache_dir, clip, video, go = sys.argv[1:5]
+    scorer, cache = MSJoECLIPScorer.from_identity(clip), MSJoEFeatureCache(cache_dir)
+    while not os.path.exists(go):
+        time.sleep(0.002)
+    out = extract_candidate_features(open_video(video), scorer, candidate_fps=1.0, max_candidate_frames=1024, cache=cache)
+    print(out.cache_status, flush=True)
+    settings = candidate_feature_settings(scorer, 1.0, 1024, "exact")
+    fingerprint = cache.fingerprint(video)
+    for _ in range(15):  # keep replacing the entry while the test process reads it
+        cache.save(cache.entry_key(fingerprint, settings), out.timestamps, out.embeddings, settings=settings, fingerprint=fingerprint)
+"""
+
+
+def test_two_processes_caching_the_same_video(short_video, scorer, tiny_clip_dir, tmp_path, caplog):
+    """Both writers succeed, one valid entry remains, and a reader never sees a half-written entry while they
+    write and then rewrite it (15 more atomic replaces each)."""
+    go, cache = tmp_path / "go", MSJoEFeatureCache(tmp_path / "c")
+    writers = [
+        _run_python(_FEATURE_WRITER, cache.root, tiny_clip_dir, short_video, str(go), stdout=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    time.sleep(0.5)
+    go.touch()  # release both at once
+    settings = candidate_feature_settings(scorer, 1.0, 1024, "exact")
+    key = cache.entry_key(cache.fingerprint(short_video), settings)
+    reads = 0
+    with caplog.at_level(logging.WARNING):
+        while any(w.poll() is None for w in writers):
+            entry = cache.load(key, settings=settings, embed_dim=scorer.embed_dim)
+            assert entry is not None or reads == 0, "an entry, once written, must never disappear or read as corrupt"
+            reads += entry is not None
+            time.sleep(0.005)  # leave the two cores to the writers
+    statuses = [w.communicate(timeout=120)[0].strip() for w in writers]
+    assert [w.returncode for w in writers] == [0, 0] and set(statuses) <= {"miss", "hit"}, statuses
+    assert reads > 0 and not [r for r in caplog.records if "corrupt" in r.getMessage()]
+    report = cache.report()
+    assert (report.num_entries, report.temp_files, report.unreadable) == (1, 0, [])
+    entry = _features(short_video, scorer, cache)
+    assert entry.cache_status == "hit"
+    assert torch.allclose(entry.embeddings, _features(short_video, scorer, None).embeddings, atol=1e-6)
+
+
+def test_replaced_video_is_not_served_stale_features(tmp_path, scorer):
+    path = tmp_path / "talk.mp4"
+    make_synthetic_video(path, duration_seconds=30.0, fps=2.0, events=[PlantedEvent(5, 10, "red")], relative=False)
+    cache = MSJoEFeatureCache(tmp_path / "cache")
+    before = _features(path, scorer, cache)
+    replacement = make_synthetic_video(tmp_path / "new.mp4", duration_seconds=30.0, fps=2.0, events=[PlantedEvent(5, 10, "blue")], relative=False)  # fmt: skip
+    os.replace(replacement, path)  # same path, same duration, different content
+    after = _features(path, scorer, cache)
+    assert after.cache_status == "miss"
+    assert torch.allclose(after.embeddings, _features(path, scorer, None).embeddings, atol=1e-6)
+    assert not torch.allclose(after.embeddings, before.embeddings, atol=1e-3)
+    assert cache.report().num_entries == 2
+
+
+def test_uncacheable_and_unwritable(short_video, scorer, tmp_path, caplog):
+    from torchcodec.decoders import VideoDecoder
+
+    cache = MSJoEFeatureCache(tmp_path / "c")
+    bare = extract_candidate_features(open_video(VideoDecoder(short_video)), scorer, candidate_fps=1.0, max_candidate_frames=8, cache=cache)
+    assert bare.cache_status == "uncacheable" and cache.entry_paths() == []
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with caplog.at_level(logging.WARNING):
+        out = _features(short_video, scorer, MSJoEFeatureCache(blocker))
+    assert out.cache_status == "uncacheable" and len(out.embeddings) == 120
+    assert any("Could not write the feature cache entry" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------------------------------ maintenance
+def test_report_and_clean(short_video, needle_video, scorer, tmp_path):
+    cache = MSJoEFeatureCache(tmp_path)
+    _features(short_video, scorer, cache)
+    _features(needle_video, scorer, cache, seek_mode="approximate")
+    report = cache.report()
+    assert report.num_entries == 2 and report.total_bytes > 0
+    assert sorted(g["seek_mode"] for g in report.groups) == ["approximate", "exact"]
+    old = cache.entry_paths()[0]
+    os.utime(old, (time.time() - 10 * 86400,) * 2)
+    assert cache.clean().removed_entries == 0
+    assert cache.clean(older_than_days=5).removed_entries == 1 and not os.path.exists(old)
+    (survivor,) = cache.entry_paths()
+    with open(survivor, "r+b") as handle:
+        handle.seek(-50, os.SEEK_END)
+        handle.write(b"\xff" * 8)
+    assert cache.clean(verify=True).removed_entries == 1 and cache.entry_paths() == []
+    _features(short_video, scorer, cache)
+    assert cache.clean(clip_model_name="ViT-L-14").removed_entries == 0
+    assert cache.clean(clip_model_name=scorer.model_name).removed_entries == 1
+    _features(short_video, scorer, cache)
+    result = cache.clean(remove_all=True)
+    assert result.removed_entries == 1 and result.freed_bytes > 0 and cache.report().num_entries == 0
+
+
+def test_default_location_and_settings(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv(ENV_CACHE_DIR, raising=False)
+    monkeypatch.setattr(constants, "HF_ASSETS_CACHE", str(tmp_path / "assets"))
+    assert MSJoEFeatureCache().root == str(tmp_path / "assets" / "transformers_msjoe" / "default" / "clip-features")
+    monkeypatch.setenv(ENV_CACHE_DIR, str(tmp_path / "env"))
+    assert MSJoEFeatureCache().root == str(tmp_path / "env")
+    assert MSJoEFeatureCache(tmp_path / "arg").root == str(tmp_path / "arg")
+    monkeypatch.setenv(ENV_DISABLE, "1")
+    assert default_feature_cache() is None and resolve_feature_cache(True) is None
+    monkeypatch.setenv(ENV_DISABLE, "0")
+    assert isinstance(default_feature_cache(), MSJoEFeatureCache)
+    assert resolve_feature_cache(False) is None and resolve_feature_cache(None) is None
+    assert resolve_feature_cache(tmp_path / "x").root == str(tmp_path / "x")
+    with pytest.raises(TypeError, match="pass True"):
+        resolve_feature_cache(3)
+    with pytest.raises(ValueError, match="'sampled' or 'full'"):
+        MSJoEFeatureCache(tmp_path, fingerprint="md5")
+
+
+# ------------------------------------------------------------------------------------------ model wiring
+def test_answer_uses_the_cache(tiny_msjoe, short_video, tmp_path):
+    model = tiny_msjoe()
+    assert model.feature_cache is None  # the test session turns the default cache off (conftest)
+    assert model.select_frames(short_video, "What is shown?", queries=["a red square"]).feature_cache == "off"
+    model.set_feature_cache(tmp_path)
+    first = model.answer(short_video, "What is shown?", ["A. red", "B. blue"], queries=["a red square"])
+    second = model.answer(short_video, "Which colour?", ["A. red", "B. blue"], queries=["a red square"])
+    assert (first.feature_cache, second.feature_cache) == ("miss", "hit")
+    assert second.timings["candidate_decode"] == 0.0 and "feature_cache" in second.timings
+    assert torch.equal(first.similarity, second.similarity)
+    assert torch.equal(first.key_frame_timestamps, second.key_frame_timestamps)
+    assert model.candidate_features(short_video, use_cache=False).cache_status == "off"
+
+
+def test_answer_in_approximate_mode(tiny_msjoe, needle_video, tmp_path):
+    model = tiny_msjoe(candidate_seek_mode="approximate", num_key_frames=2)
+    model.set_feature_cache(tmp_path)
+    out = model.select_frames(needle_video, "Where is the red square?", queries=["a red square"])
+    keys = open_video(needle_video).key_frame_timestamps()
+    assert torch.equal(out.candidate_timestamps, keys) and set(out.key_frame_timestamps.tolist()) <= set(keys.tolist())
+    assert out.feature_cache == "miss"
+
+
+def test_stage_timings_add_up_to_the_wall_time(tiny_msjoe, short_video, tmp_path):
+    """Every second of `answer()` is in a named stage (the first call's CLIP load included), so `total` is real."""
+    model = tiny_msjoe()
+    model.set_feature_cache(tmp_path)
+    for first in (True, False):
+        start = time.perf_counter()
+        out = model.answer(short_video, "What is shown?", ["A. red", "B. blue"], queries=["a red square"])
+        wall = time.perf_counter() - start
+        assert ("clip_load" in out.timings) is first and out.feature_cache == ("miss" if first else "hit")
+        assert abs(wall - out.timings["total"]) < 0.05 * wall + 0.05, (wall, out.timings)
