@@ -13,21 +13,10 @@ Methods (all return the candidate frames as one uint8 tensor (T, 3, H, W)):
 
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/selectors.py shares its name with the standard library's `selectors` (used by subprocess): never
-# let this folder come first on sys.path; append it so that _common / _decode are still found.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path and os.path.abspath(sys.path[0] or ".") == _HERE:
-    sys.path.pop(0)
-sys.path.append(_HERE)
-
 import argparse
 import hashlib
 import json
 import time
-
 import torch
 from _common import current_rss_mib, peak_rss_mib
 from torchcodec.decoders import Demuxer, VideoDecoder

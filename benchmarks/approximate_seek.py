@@ -15,19 +15,12 @@ Run: python benchmarks/approximate_seek.py [--duration 600] [--gop 300] [--repea
 from __future__ import annotations
 
 import os
-import sys
-
-# benchmarks/selectors.py shares its name with the standard library's `selectors` (used by subprocess): never
-# let this folder come first on sys.path; append it so that _common / _decode are still found.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path and os.path.abspath(sys.path[0] or ".") == _HERE:
-    sys.path.pop(0)
-sys.path.append(_HERE)
-
 import statistics
 
 from _common import load_note, parser, run_isolated, setup, verdict, video
 from candidate_decode import decode_size
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main() -> None:

@@ -13,20 +13,9 @@ Run: python benchmarks/feature_cache.py [--clip ViT-B-32] [--duration 600] [--re
 
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/selectors.py shares its name with the standard library's `selectors` (used by subprocess): never
-# let this folder come first on sys.path; append it so that _common / _decode are still found.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path and os.path.abspath(sys.path[0] or ".") == _HERE:
-    sys.path.pop(0)
-sys.path.append(_HERE)
-
 import statistics
 import tempfile
 import time
-
 import torch
 from _common import load_note, parser, setup, sync, verdict, video
 

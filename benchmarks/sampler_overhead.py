@@ -13,16 +13,6 @@ Run: python benchmarks/sampler_overhead.py [--clip tiny|ViT-B-32] [--device cpu]
 
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/selectors.py shares its name with the standard library's `selectors` (used by subprocess): never
-# let this folder come first on sys.path; append it so that _common / _decode are still found.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path and os.path.abspath(sys.path[0] or ".") == _HERE:
-    sys.path.pop(0)
-sys.path.append(_HERE)
-
 import statistics
 import tempfile
 

@@ -14,21 +14,14 @@ The learned `msjoe` selector is left out by default: no trained sampler exists h
 adds `msjoe-untrained`, MSJoE's U-Net at its default size with random initial weights: a floor for what an
 untrained sampler does, NOT the trained MSJoE selector (its CPU forward makes the run ~10x slower).
 
-Run: python benchmarks/selectors.py [--plot PNG] [--docs-figure PNG] [--with-untrained-msjoe]. The last line
+Run: python benchmarks/selector_recall.py [--plot PNG] [--docs-figure PNG] [--with-untrained-msjoe]. The last line
 is each strategy's mean recall@32 relative to uniform on the same curves.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file shares its name with the standard library's `selectors` (imported by subprocess, asyncio, ...).
-# Run as a script, its folder is sys.path[0] and would shadow it: drop that entry before importing anything.
-if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
-
 import argparse
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
