@@ -57,7 +57,7 @@ def main() -> None:
 
     logging.getLogger("transformers_msjoe.data.difficulty").setLevel(logging.ERROR)  # random answers never parse
     from transformers_msjoe.data import DifficultySettings, difficulty, label_difficulty
-    from transformers_msjoe.modeling_msjoe import load_msjoe_model
+    from transformers_msjoe.loading import load_msjoe_model
     from transformers_msjoe.tiny_models import save_tiny_mllm
     from transformers_msjoe.video_io import VideoReader, plan_uniform_timestamps
 

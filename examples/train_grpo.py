@@ -15,7 +15,7 @@ from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 from transformers_msjoe.data import load_longvideo_qa
 from transformers_msjoe.grpo_config import MSJoEGRPOConfig
 from transformers_msjoe.grpo_trainer import MSJoEGRPOTrainer
-from transformers_msjoe.modeling_msjoe import load_msjoe_model
+from transformers_msjoe.loading import load_msjoe_model
 
 
 @dataclass

@@ -18,7 +18,7 @@ from transformers_msjoe.data import (
 )
 from transformers_msjoe.data import difficulty as difficulty_module
 from transformers_msjoe.data.difficulty import RolloutCache
-from transformers_msjoe.modeling_msjoe import load_msjoe_model
+from transformers_msjoe.loading import load_msjoe_model
 from transformers_msjoe.video_io import VideoReader
 
 

@@ -12,7 +12,7 @@ from trl import GRPOTrainer
 from transformers_msjoe import MSJoEForVideoQA
 from transformers_msjoe.grpo_config import MSJoEGRPOConfig
 from transformers_msjoe.grpo_trainer import TURNS, MSJoEGRPOTrainer
-from transformers_msjoe.modeling_msjoe import load_msjoe_model
+from transformers_msjoe.loading import load_msjoe_model
 
 TINY = dict(num_key_frames=4, query_max_new_tokens=8, answer_max_new_tokens=4, max_candidate_frames=32, preview_max_pixels=4800)
 

@@ -8,7 +8,7 @@ import torch
 from huggingface_hub.errors import StrictDataclassError
 
 from transformers_msjoe import MSJoEForVideoQA, MSJoEProcessor, VideoDecodeError
-from transformers_msjoe.modeling_msjoe import load_msjoe_model
+from transformers_msjoe.loading import load_msjoe_model
 from transformers_msjoe.tiny_models import TINY_FAMILIES
 
 OPTIONS = ["A. red", "B. blue", "C. yellow", "D. green"]
@@ -110,10 +110,13 @@ def test_strategies_without_query_turn(tiny_msjoe, short_video):
     assert given.similarity.shape[0] == 2 and given.answer is None
 
 
-def test_question_as_extra_query_and_budget_override(tiny_msjoe, short_video):
-    model = tiny_msjoe(use_question_as_query=True)
+def test_question_as_extra_query_and_budget_override(tiny_msjoe, short_video, monkeypatch):
+    model = tiny_msjoe(use_question_as_query=True, num_queries=3)
+    tagged = "<think>boxes</think><query>a red square</query><query>a blue square</query><query>a yellow square</query>"
+    monkeypatch.setattr(model, "generate_texts", lambda prompts, *a, **k: [tagged] * len(prompts))
     out = model.select_frames(short_video, QUESTION, OPTIONS, num_key_frames=5)
-    assert QUESTION in out.queries and len(out.key_frame_indices) == 5
+    assert out.queries == ["a red square", "a blue square", "a yellow square", QUESTION] and not out.queries_fallback
+    assert out.similarity.shape[0] == 4 and len(out.key_frame_indices) == 5
 
 
 def test_fewer_candidates_than_key_frames_uses_them_all(tiny_msjoe, needle_video):
@@ -241,3 +244,66 @@ def test_one_generator_per_row_makes_sampling_independent_of_the_batch(tiny_msjo
     assert alone == batched
     with pytest.raises(ValueError, match="one per row"):
         picks([short_video, needle_video], [1])
+
+
+def test_bf16_mllm_keeps_an_fp32_sampler_through_save_and_load(tiny_mllm_dir, tiny_clip_dir, short_video, tmp_path):
+    model = MSJoEForVideoQA.from_mllm(tiny_mllm_dir(), clip=tiny_clip_dir, num_key_frames=6, mllm_kwargs={"dtype": torch.bfloat16})
+    assert model.mllm.dtype == torch.bfloat16 and model.sampler.head.weight.dtype == torch.float32
+    torch.nn.init.normal_(model.sampler.head.weight, std=1.0)
+    before = model.select_frames(short_video, QUESTION, OPTIONS, queries=["a red square", "a blue square"])
+    model.save_pretrained(tmp_path)
+    loaded = MSJoEForVideoQA.from_pretrained(tmp_path)
+    assert loaded.mllm.dtype == torch.bfloat16 and loaded.sampler.head.weight.dtype == torch.float32
+    after = loaded.select_frames(short_video, QUESTION, OPTIONS, queries=["a red square", "a blue square"])
+    assert torch.equal(before.key_frame_indices, after.key_frame_indices)
+    assert torch.equal(before.frame_weights, after.frame_weights)
+
+
+def test_generation_config_survives_save_and_load(tiny_msjoe, tmp_path):
+    model = tiny_msjoe()
+    model.generation_config.repetition_penalty = 1.05
+    model.generation_config.eos_token_id = [1, 2]
+    model.save_pretrained(tmp_path)
+    loaded = MSJoEForVideoQA.from_pretrained(tmp_path)
+    assert loaded.generation_config.repetition_penalty == 1.05 and loaded.generation_config.eos_token_id == [1, 2]
+    assert loaded.generation_config is loaded.mllm.generation_config
+
+
+def test_save_pretrained_with_push_uploads_the_complete_folder(tiny_msjoe, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    uploaded = {}
+
+    class FakeRepo:
+        repo_id = "me/tiny"
+
+    def fake_upload(self, *, repo_id, folder_path, **kwargs):
+        uploaded.update(files=sorted(os.listdir(folder_path)), message=kwargs["commit_message"])
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: FakeRepo())
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", fake_upload)
+    tiny_msjoe().save_pretrained(tmp_path, push_to_hub=True, repo_id="me/tiny", commit_message="first")
+    assert {"README.md", "msjoe_processor_config.json", "generation_config.json", "model.safetensors"} <= set(uploaded["files"])
+    assert uploaded["message"] == "first"
+
+
+def test_sampler_training_state_is_saved_and_shown(tiny_msjoe, tiny_mllm_dir, tiny_clip_dir, tmp_path, caplog):
+    untrained = tiny_msjoe()
+    assert untrained.config.sampler_is_trained is False
+    untrained.save_pretrained(tmp_path / "a")
+    assert "untrained (random init)" in (tmp_path / "a" / "README.md").read_text()
+    assert MSJoEForVideoQA.from_pretrained(tmp_path / "a").config.sampler_is_trained is False
+    untrained.sampler.save_pretrained(tmp_path / "sampler")
+    trained = MSJoEForVideoQA.from_mllm(tiny_mllm_dir(), clip=tiny_clip_dir, sampler=str(tmp_path / "sampler"))
+    assert trained.config.sampler_is_trained is True
+
+
+def test_from_mllm_honours_frames_as_video_and_keeps_the_clip_weights_path(tiny_mllm_dir, tiny_clip_dir):
+    model = MSJoEForVideoQA.from_mllm(tiny_mllm_dir(), clip=tiny_clip_dir, frames_as_video=False)
+    assert model.processor.frames_as_video is False
+    from transformers_msjoe.configuration_msjoe import parse_clip_identity
+
+    assert parse_clip_identity("ViT-B-32//data/weights/clip.bin") == ("ViT-B-32", "/data/weights/clip.bin")
+    config = model.config
+    config.clip_model_name, config.clip_pretrained = "ViT-B-32", "/data/weights/clip.bin"
+    assert parse_clip_identity(config.clip) == ("ViT-B-32", "/data/weights/clip.bin")

@@ -111,6 +111,12 @@ def test_parse_queries_falls_back_to_list_items_and_reports_nothing_parsable():
         ("A dog runs", None),  # a word, not a letter
         ("the answer is a dog", None),
         ("<answer>E</answer>", None),  # not one of the options
+        ("The answer is: B", "B"),
+        ("Option A is wrong; the answer is B", "B"),
+        ("<answer>b</answer>", "B"),
+        ("**B**", "B"),
+        ("I choose option C.", "C"),
+        ("The answer is Apple", None),
     ],
 )
 def test_parse_answer_letters(text, option):

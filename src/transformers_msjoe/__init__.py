@@ -9,6 +9,7 @@ from transformers import AutoConfig, AutoModel
 
 from .clip_scoring import MSJoECLIPScorer
 from .configuration_msjoe import MSJoEConfig, MSJoESamplerConfig
+from .loading import load_msjoe_model
 from .modeling_msjoe import MSJoEForVideoQA, MSJoEPreTrainedModel, MSJoEVideoQAOutput
 from .modeling_sampler import MSJoEFrameSampler
 from .processing_msjoe import MSJoEProcessor
@@ -24,6 +25,8 @@ __all__ = [
     "MSJoEConfig",
     "MSJoEForVideoQA",
     "MSJoEFrameSampler",
+    "MSJoEGRPOConfig",
+    "MSJoEGRPOTrainer",
     "MSJoEPreTrainedModel",
     "MSJoEProcessor",
     "MSJoESamplerConfig",
@@ -31,9 +34,22 @@ __all__ = [
     "VideoDecodeError",
     "available_selectors",
     "build_selector",
+    "load_msjoe_model",
     "open_video",
     "register_selector",
 ]
+
+# The trainer pulls in TRL: import it only when asked for (PEP 562), so inference does not pay for it.
+_LAZY = {"MSJoEGRPOConfig": ".grpo_config", "MSJoEGRPOTrainer": ".grpo_trainer"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 AutoConfig.register(MSJoEConfig.model_type, MSJoEConfig, exist_ok=True)
 AutoConfig.register(MSJoESamplerConfig.model_type, MSJoESamplerConfig, exist_ok=True)

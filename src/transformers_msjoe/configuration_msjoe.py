@@ -114,8 +114,8 @@ def parse_clip_identity(clip: str) -> tuple[str, str | None]:
         return clip, None
     if os.path.isdir(clip):
         return f"local-dir:{os.path.abspath(clip)}", None
-    if "/" in clip:
-        name, _, tag = clip.rpartition("/")
+    if "/" in clip:  # open_clip architecture names have no "/": the rest is a tag or a weights-file path
+        name, _, tag = clip.partition("/")
         return name, tag or None
     return clip, None
 
@@ -140,6 +140,10 @@ class MSJoEConfig(PreTrainedConfig):
         uses a frozen "CLIP-ViT-Large-Patch14". CLIP is never part of the saved weights: it is loaded from here.
     clip_pretrained (`str`, *optional*, defaults to `"openai"`):
         open_clip pretrained tag for `clip_model_name` (ignored for schemas). `None` means random weights.
+    sampler_is_trained (`bool`, *optional*, defaults to `False`):
+        Whether the sampler weights come from training (`MSJoEGRPOTrainer` sets it when it updates the sampler;
+        `from_mllm(sampler=...)` sets it for given weights). While `False`, the learned selection warns that its
+        picks are arbitrary and the model card says the sampler is untrained.
 
     > Parameters that control the candidate frames (paper §3.2)
 
@@ -202,6 +206,7 @@ class MSJoEConfig(PreTrainedConfig):
     sampler_config: dict | PreTrainedConfig | None = None
     clip_model_name: str = "ViT-L-14"
     clip_pretrained: str | None = "openai"
+    sampler_is_trained: bool = False
     candidate_fps: float = 1.0
     max_candidate_frames: int = 1024
     candidate_seek_mode: Literal["exact", "approximate"] = "exact"
@@ -260,7 +265,7 @@ class MSJoEConfig(PreTrainedConfig):
             "clip_batch_size": self.clip_batch_size,
         }
         for name, value in positive.items():
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if not self.candidate_fps > 0:
             raise ValueError(f"`candidate_fps` must be > 0, got {self.candidate_fps}; the paper uses 1.0.")
@@ -278,6 +283,12 @@ class MSJoEConfig(PreTrainedConfig):
             raise ValueError(
                 f"`num_queries`={self.num_queries} exceeds `sampler_config.max_num_queries`={max_q}, the number of "
                 "input channels of the U-Net. Lower `num_queries` or build a sampler with more channels."
+            )
+        if self.use_question_as_query and self.num_queries + 1 > max_q:
+            raise ValueError(
+                f"`use_question_as_query=True` adds the question to up to `num_queries`={self.num_queries} visual "
+                f"queries, more than the sampler's `max_num_queries`={max_q} input channels. Set num_queries={max_q - 1} "
+                "or build a sampler with more query channels."
             )
         if self.sampler_selection_mode not in SELECTION_MODES:
             raise ValueError(

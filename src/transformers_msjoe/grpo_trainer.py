@@ -49,7 +49,8 @@ from .grpo_rollout import (
     sampler_log_probs,
     selected_spread,
 )
-from .modeling_msjoe import MSJoEForVideoQA, load_msjoe_model
+from .loading import load_msjoe_model
+from .modeling_msjoe import MSJoEForVideoQA
 from .rewards import (
     QA_COLUMNS,
     accuracy_reward,

@@ -23,7 +23,7 @@ and a 1-D U-Net frame sampler evolved jointly, with a frozen CLIP scoring candid
 |---|---|
 | MLLM | `{{ mllm }}` (`{{ mllm_type }}`) |
 | CLIP (frozen, not in these weights) | `{{ clip }}` |
-| sampler | 1-D U-Net, {{ sampler_params }} parameters |
+| sampler | 1-D U-Net, {{ sampler_params }} parameters, {{ sampler_state }} |
 | key frames K | {{ k }} |
 | preview frames | {{ preview }} |
 | queries per question | {{ num_queries }} |
@@ -82,6 +82,7 @@ def render_model_card(config: MSJoEConfig, *, repo_id: str, sampler_params: int)
         mllm_type=config.mllm_config.model_type,
         clip=config.clip,
         sampler_params=f"{sampler_params / 1e6:.2f}M",
+        sampler_state="trained" if config.sampler_is_trained else "**untrained (random init): use a training-free selection**",
         k=config.num_key_frames,
         preview=config.effective_num_preview_frames,
         num_queries=config.num_queries,

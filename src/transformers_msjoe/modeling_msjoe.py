@@ -24,23 +24,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForImageTextToText, PreTrainedModel
-from transformers.utils import logging
+from huggingface_hub import ModelCard
+from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig, PreTrainedModel
+from transformers.utils import GENERATION_CONFIG_NAME, ModelOutput, logging
 
 from .clip_scoring import MSJoECLIPScorer
 from .configuration_msjoe import MSJoEConfig
 from .feature_cache import MSJoEFeatureCache, default_feature_cache, resolve_feature_cache
 from .frame_features import CandidateFeatures, extract_candidate_features, plan_video_candidates
+from .hub_utils import find_optional_file
 from .model_card import render_model_card
 from .modeling_sampler import MSJoEFrameSampler
 from .processing_msjoe import MSJoEProcessor
 from .prompts import LetteredOption, letter_options, parse_answer, parse_queries
-from .selection import FrameSelection, build_selector
+from .selection import FrameSelection, FrameSelector, build_selector
 from .video_io import VideoInfo, VideoInput, VideoReader, open_video, plan_uniform_timestamps
 
 logger = logging.get_logger(__name__)
 
-__all__ = ["MSJoEForVideoQA", "MSJoEPreTrainedModel", "MSJoEVideoQAOutput", "load_msjoe_model"]
+_HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only")
+
+__all__ = ["MSJoEForVideoQA", "MSJoEPreTrainedModel", "MSJoEVideoQAOutput"]
 
 
 @dataclass
@@ -87,6 +91,8 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 
 class MSJoEPreTrainedModel(PreTrainedModel):
+    """Base class wiring MSJoE into transformers (config class, attention backends, fp32 sampler)."""
+
     config_class = MSJoEConfig
     base_model_prefix = "msjoe"
     main_input_name = "input_ids"
@@ -95,6 +101,9 @@ class MSJoEPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+    # The sampler's z-scores, masked GroupNorm and top-K are precision-sensitive and tiny: keep them fp32 even
+    # when the MLLM is loaded in bf16, so a reloaded checkpoint picks the same frames.
+    _keep_in_fp32_modules_strict = ["sampler"]
 
 
 class MSJoEForVideoQA(MSJoEPreTrainedModel):
@@ -117,7 +126,6 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         self.mllm = mllm
         self.sampler = MSJoEFrameSampler(config.sampler_config)
         self.processor = processor
-        self.sampler_is_untrained = False  # set by `from_mllm` when no trained sampler weights were given
         self._clip_scorer: MSJoECLIPScorer | None = None
         self._feature_cache: MSJoEFeatureCache | None = default_feature_cache()
         self.post_init()
@@ -150,22 +158,28 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
                 raise ValueError("Pass `processor=` (the MLLM's processor) together with an MLLM model object.")
             mllm_model = mllm
         else:
-            mllm_config = AutoConfig.from_pretrained(mllm, **{k: v for k, v in (mllm_kwargs or {}).items() if k in ("revision", "token")})
+            hub_kwargs = {k: v for k, v in (mllm_kwargs or {}).items() if k in _HUB_KWARGS}
+            mllm_config = AutoConfig.from_pretrained(mllm, **hub_kwargs)
             MSJoEConfig(mllm_config=mllm_config, clip=clip, **config_kwargs)  # fail fast, before loading weights
             mllm_model = AutoModelForImageTextToText.from_pretrained(mllm, **(mllm_kwargs or {}))
-            processor = processor if processor is not None else MSJoEProcessor.from_pretrained(mllm)
+            if processor is None:
+                processor = MSJoEProcessor.from_pretrained(mllm, frames_as_video=config_kwargs.get("frames_as_video"), **hub_kwargs)
         if not isinstance(processor, MSJoEProcessor):
             processor = MSJoEProcessor(processor, frames_as_video=config_kwargs.get("frames_as_video"))
         sampler_config = sampler.config if isinstance(sampler, MSJoEFrameSampler) else None
         if sampler is not None and not isinstance(sampler, MSJoEFrameSampler):
             sampler = MSJoEFrameSampler.from_pretrained(sampler)
             sampler_config = sampler.config
+        config_kwargs.setdefault("sampler_is_trained", sampler is not None)
         config = MSJoEConfig(mllm_config=mllm_model.config, sampler_config=sampler_config, clip=clip, **config_kwargs)
         model = cls(config, mllm=mllm_model, processor=processor)
-        model.sampler_is_untrained = sampler is None  # warned about when the learned selection is first used
         if sampler is not None:
             model.sampler.load_state_dict(sampler.state_dict())
-        return model.to(mllm_model.device)
+        # Only the (new, small) sampler moves: the MLLM stays where from_pretrained / device_map put it.
+        model.sampler.to(mllm_model.get_input_embeddings().weight.device)
+        if getattr(mllm_model, "hf_device_map", None) is not None:
+            model.hf_device_map = {f"mllm.{name}".rstrip("."): dev for name, dev in mllm_model.hf_device_map.items()}
+        return model
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any) -> MSJoEForVideoQA:
@@ -182,7 +196,7 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
                 "`sampler_config`) when loading, or pass `ignore_mismatched_sizes=True` to re-initialise them."
             ) from err
         if processor is None:
-            hub_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
+            hub_kwargs = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
             try:
                 processor = MSJoEProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
             except (OSError, ValueError) as err:
@@ -193,42 +207,73 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         elif not isinstance(processor, MSJoEProcessor):
             processor = MSJoEProcessor(processor)
         model.processor = processor
+        generation_file = find_optional_file(
+            pretrained_model_name_or_path, GENERATION_CONFIG_NAME, **{k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+        )
+        if generation_file is not None:  # the MLLM's eos list, repetition penalty, ... survive the round trip
+            model.mllm.generation_config = GenerationConfig.from_pretrained(os.path.dirname(generation_file))
         return model
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
-        """Weights (safetensors) and config via transformers, plus the processor and a model card."""
-        super().save_pretrained(save_directory, *args, **kwargs)
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, *, push_to_hub: bool = False, repo_id: str | None = None, **kwargs: Any
+    ) -> None:
+        """Weights (safetensors) and config via transformers, plus the MLLM's generation config, the processor and
+        the MSJoE model card; with `push_to_hub=True` the complete folder is uploaded afterwards."""
+        hub_kwargs = {k: kwargs.pop(k) for k in ("commit_message", "commit_description", "private", "token", "revision", "create_pr") if k in kwargs}  # fmt: skip
+        super().save_pretrained(save_directory, **kwargs)
+        self.mllm.generation_config.save_pretrained(save_directory)
         if self.processor is not None:
             self.processor.save_pretrained(save_directory)
-        repo_id = kwargs.get("repo_id") or os.path.basename(os.path.abspath(save_directory))
+        repo_id = repo_id or os.path.basename(os.path.abspath(save_directory))
         card = render_model_card(self.config, repo_id=repo_id, sampler_params=self.sampler.num_parameters())
         card.save(os.path.join(save_directory, "README.md"))
+        if push_to_hub:
+            self._upload(save_directory, repo_id, **hub_kwargs)
 
-    def push_to_hub(self, repo_id: str, *, commit_message: str | None = None, private: bool | None = None, token: str | bool | None = None, revision: str | None = None, create_pr: bool = False) -> Any:  # fmt: skip
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "50GB",
+        tags: list[str] | None = None,
+    ) -> Any:
         """Upload weights, config, processor and the MSJoE model card (which names the MLLM, CLIP and settings)."""
         import tempfile
 
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, repo_id=repo_id, max_shard_size=max_shard_size)
+            if tags:
+                card = ModelCard.load(os.path.join(folder, "README.md"))
+                card.data.tags = sorted(set(card.data.tags or []) | set(tags))
+                card.save(os.path.join(folder, "README.md"))
+            return self._upload(
+                folder, repo_id, commit_message=commit_message, commit_description=commit_description,
+                private=private, token=token, revision=revision, create_pr=create_pr,
+            )  # fmt: skip
+
+    @staticmethod
+    def _upload(folder: str | os.PathLike, repo_id: str, *, private: bool | None = None, token: str | bool | None = None, **commit: Any) -> Any:  # fmt: skip
         from huggingface_hub import HfApi
 
         api = HfApi(token=token)
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, repo_id=repo_id)
-            return api.upload_folder(
-                repo_id=repo_id,
-                folder_path=folder,
-                commit_message=commit_message or "Upload MSJoE model",
-                revision=revision,
-                create_pr=create_pr,
-            )
+        commit["commit_message"] = commit.get("commit_message") or "Upload MSJoE model"
+        return api.upload_folder(repo_id=repo_id, folder_path=os.fspath(folder), **commit)
 
     # ------------------------------------------------------------------ the frozen CLIP
     @property
     def clip_scorer(self) -> MSJoECLIPScorer:
         """The frozen CLIP named by the config, loaded on first use and kept out of the state dict."""
         if self._clip_scorer is None:
-            self._clip_scorer = MSJoECLIPScorer(self.config.clip_model_name, self.config.clip_pretrained, device=self.device)
-        return self._clip_scorer.to(self.device)
+            device = self.sampler.head.weight.device
+            self._clip_scorer = MSJoECLIPScorer(self.config.clip_model_name, self.config.clip_pretrained, device=device)
+        return self._clip_scorer
 
     @property
     def feature_cache(self) -> MSJoEFeatureCache | None:
@@ -255,7 +300,7 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         video_grid_thw: torch.LongTensor | None = None,
         labels: torch.LongTensor | None = None,
         **family_inputs: Any,
-    ):
+    ) -> ModelOutput:
         """The wrapped MLLM's forward (used for the GRPO loss of both turns).
 
         `family_inputs` are the extra tensors a family's processor emits (`second_per_grid_ts`,
@@ -283,9 +328,13 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         return self.mllm.get_output_embeddings()
 
     @property
-    def generation_config(self):
+    def generation_config(self) -> GenerationConfig:
         """The wrapped MLLM's generation config: `generate` delegates to the MLLM (TRL reads eos/pad from here)."""
         return self.mllm.generation_config
+
+    @generation_config.setter
+    def generation_config(self, value: GenerationConfig) -> None:
+        self.mllm.generation_config = value
 
     # ------------------------------------------------------------------ pipeline stages
     def _require_processor(self) -> MSJoEProcessor:
@@ -337,7 +386,8 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
                 [videos[r] for r in rows], max_pixels=max_pixels,
             )  # fmt: skip
             inputs = inputs.to(self.device)
-            inputs = {k: v.to(self.mllm.dtype) if torch.is_floating_point(v) else v for k, v in inputs.items()}
+            # pixels follow the MLLM's dtype; other floats (e.g. Qwen2.5-VL's second_per_grid_ts) keep fp32 precision
+            inputs = {k: v.to(self.mllm.dtype) if k.startswith("pixel_values") else v for k, v in inputs.items()}
             sequences = self.mllm.generate(**inputs, **gen_kwargs)
             for r, text in zip(rows, processor.decode_generated(sequences, inputs["input_ids"].shape[1])):
                 texts[r] = text
@@ -404,9 +454,9 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         if name == "msjoe":
             selector_options.setdefault("mode", self.config.sampler_selection_mode)
         selector = build_selector(name, sampler=self.sampler, **selector_options)
-        if name == "msjoe" and self.sampler_is_untrained:
+        if name == "msjoe" and not self.config.sampler_is_trained:
             logger.warning_once(
-                "The MSJoE sampler is randomly initialised (from_mllm without `sampler=`): its picks are arbitrary. "
+                "The MSJoE sampler is untrained (`config.sampler_is_trained=False`): its picks are arbitrary. "
                 "Train it (examples/train_grpo.py, stage 1), pass trained weights, or use e.g. selection='clip_topk'."
             )
         lettered = [letter_options(o) for o in (options or [None] * len(questions))]
@@ -444,7 +494,16 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             )
         return kept
 
-    def _score_and_select(self, reader, out, selector, k, timings, generator, show_progress) -> None:
+    def _score_and_select(
+        self,
+        reader: VideoReader,
+        out: MSJoEVideoQAOutput,
+        selector: FrameSelector,
+        k: int,
+        timings: dict[str, float],
+        generator: torch.Generator | None,
+        show_progress: bool,
+    ) -> None:
         """CLIP similarity of the row's queries to its candidates (§3.2), then the selector's K frames (§3.3)."""
         similarity = None
         if out.queries and selector.query_source != "none":  # e.g. uniform never needs CLIP, even given queries
@@ -573,32 +632,3 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             out.timings = {**timings, "total": sum(timings.values())}
         return outputs
 
-
-def load_msjoe_model(
-    name_or_path: str | os.PathLike,
-    *,
-    clip: str | None = None,
-    sampler: str | os.PathLike | None = None,
-    mllm_kwargs: Mapping[str, Any] | None = None,
-    **config_overrides: Any,
-) -> MSJoEForVideoQA:
-    """Load an MSJoE checkpoint, or wrap a plain MLLM, from one name: what every front end's `--model` means.
-
-    Args:
-        name_or_path: an MSJoE checkpoint (config `model_type == "msjoe"`) or an image-text-to-text MLLM.
-        clip: CLIP identity; for a checkpoint it overrides the saved one (default for an MLLM: ViT-L-14/openai).
-        sampler: trained sampler weights, only when wrapping a plain MLLM.
-        mllm_kwargs: `from_pretrained` arguments (`dtype`, `device_map`, `revision`, ...).
-        **config_overrides: `MSJoEConfig` fields (`num_key_frames=64`, `selection="uniform"`, ...).
-    """
-    load_kwargs = dict(mllm_kwargs or {})
-    hub_kwargs = {k: load_kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in load_kwargs}
-    if AutoConfig.from_pretrained(name_or_path, **hub_kwargs).model_type != MSJoEConfig.model_type:
-        return MSJoEForVideoQA.from_mllm(name_or_path, clip=clip or "ViT-L-14/openai", sampler=sampler, mllm_kwargs=load_kwargs, **config_overrides)  # fmt: skip
-    if sampler is not None:
-        raise ValueError(f"{name_or_path!s} is an MSJoE checkpoint with its own sampler; `sampler=` is only for plain MLLMs.")
-    if clip is not None:
-        from .configuration_msjoe import parse_clip_identity
-
-        config_overrides["clip_model_name"], config_overrides["clip_pretrained"] = parse_clip_identity(clip)
-    return MSJoEForVideoQA.from_pretrained(name_or_path, **load_kwargs, **config_overrides)

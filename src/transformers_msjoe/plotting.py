@@ -37,7 +37,7 @@ def plot_selection(output: MSJoEVideoQAOutput, video: VideoInput, path: str | os
         ax = axes.pop(0)
         sim = output.similarity.numpy()
         image = ax.imshow(sim, aspect="auto", cmap="viridis", interpolation="nearest", extent=(*span, len(sim) - 0.5, -0.5))
-        ax.set_yticks(range(len(output.queries)), [q if len(q) < 48 else q[:45] + "..." for q in output.queries], fontsize=8)
+        ax.set_yticks(range(len(output.queries)), [_printable(q if len(q) < 48 else q[:45] + "...") for q in output.queries], fontsize=8)
         ax.set_title("CLIP similarity of each query to the candidate frames" + (" (fallback: question)" if output.queries_fallback else ""), fontsize=10)
         fig.colorbar(image, ax=ax, pad=0.01, fraction=0.02)
     ax = axes.pop(0)
@@ -55,9 +55,15 @@ def plot_selection(output: MSJoEVideoQAOutput, video: VideoInput, path: str | os
     ax.set_xticks([(i + 0.5) * strip.shape[-1] / len(thumbs) for i in range(len(thumbs))], [f"{t:.0f}s" for t in shown.tolist()], fontsize=7)
     ax.set_yticks([])
     ax.set_title("key frames", fontsize=10)
-    fig.suptitle(f"Q: {output.question[:100]}" + (f"   ->   {output.option or output.answer}" if output.answer is not None else ""), fontsize=11)
+    answer = f"   ->   {output.option or output.answer[:60]}" if output.answer is not None else ""
+    fig.suptitle(_printable(f"Q: {output.question[:100]}{answer}"), fontsize=11)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return os.fspath(path)
+
+
+def _printable(text: str) -> str:
+    """Model output can hold control characters no font has a glyph for."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)

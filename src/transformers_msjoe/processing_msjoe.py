@@ -86,10 +86,8 @@ class MSJoEProcessor(PushToHubMixin):
         if frames_as_video and not has_video:
             raise ValueError(f"frames_as_video=True but {type(mllm_processor).__name__} has no video processor.")
         self.frames_as_video = has_video if frames_as_video is None else frames_as_video
-        tokenizer = self.tokenizer
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        tokenizer.padding_side = "left"  # batched generation continues every row from its last prompt token
+        if self.tokenizer.pad_token is None:  # batched prompts need one; EOS is the usual stand-in
+            self.tokenizer.pad_token = self.tokenizer.eos_token
 
     @property
     def tokenizer(self):
@@ -140,7 +138,7 @@ class MSJoEProcessor(PushToHubMixin):
         ]
         num_frames = max(len(f) for f in frames)
         if num_frames == 0:
-            return self.mllm_processor(text=texts, padding=True, return_tensors="pt")
+            return self.mllm_processor(text=texts, padding=True, padding_side="left", return_tensors="pt")
         if self.frames_as_video:
             metadata = [self._metadata(info, ts, f) for info, ts, f in zip(videos, timestamps, frames)]
             budget = _pixel_budget_kwargs(self.mllm_processor.video_processor, max_pixels, num_frames)
@@ -150,11 +148,12 @@ class MSJoEProcessor(PushToHubMixin):
                 video_metadata=metadata,
                 videos_kwargs=budget,
                 padding=True,
+                padding_side="left",  # batched generation continues every row from its last prompt token
                 return_tensors="pt",
             )
         budget = _pixel_budget_kwargs(self.mllm_processor.image_processor, max_pixels, 1)
         return self.mllm_processor(
-            text=texts, images=[list(f) for f in frames], images_kwargs=budget, padding=True, return_tensors="pt"
+            text=texts, images=[list(f) for f in frames], images_kwargs=budget, padding=True, padding_side="left", return_tensors="pt"
         )
 
     @staticmethod
@@ -194,7 +193,9 @@ class MSJoEProcessor(PushToHubMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> MSJoEProcessor:
-        """Load from an MSJoE checkpoint, or from a plain MLLM repo (default templates)."""
+        """Load from an MSJoE checkpoint, or from a plain MLLM repo (default templates). `frames_as_video` (if
+        given) overrides the saved choice."""
+        frames_as_video = kwargs.pop("frames_as_video", None)
         hub_kwargs = {k: kwargs.pop(k) for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
         mllm_processor = AutoProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **kwargs)
         config_file = find_optional_file(pretrained_model_name_or_path, PROCESSOR_CONFIG_NAME, **hub_kwargs)
@@ -202,4 +203,6 @@ class MSJoEProcessor(PushToHubMixin):
         if config_file is not None:
             with open(config_file) as handle:
                 settings = json.load(handle)
+        if frames_as_video is not None:
+            settings["frames_as_video"] = frames_as_video
         return cls(mllm_processor, **settings)

@@ -207,12 +207,14 @@ def _find_letter(body: str, letters: Sequence[str]) -> str | None:
     allowed = "".join(sorted(set(letters)))
     if not allowed:
         return None
-    patterns = (
-        rf"^\s*\(?([{allowed}])(?:[\.\):,]|\s*$)",  # "B", "B.", "(B)", "B) text"; not "A dog"
-        rf"(?i:answer|option)\s*(?:(?i:is)|:)?\s*\(?([{allowed}])\b",  # "Answer: B", "answer is (B) because"
-    )
-    for pattern in patterns:
-        match = re.search(pattern, body)
-        if match:
-            return match.group(1)
-    return None
+    text = re.sub(r"[*_`]", "", body).strip()  # markdown emphasis: "**B**"
+    if len(text.rstrip(".)").lstrip("(")) == 1 and text.rstrip(".)").lstrip("(").upper() in allowed:
+        return text.rstrip(".)").lstrip("(").upper()  # a lone letter, any case: "b", "(B)", "B."
+    stated = re.findall(rf"(?i:answer)\s*(?:(?i:is)\s*:?|:)?\s*\(?([{allowed}])\b", text)
+    if stated:  # "the answer is: B", "Option A is wrong; the answer is B" -> the last stated answer
+        return stated[-1]
+    leading = re.match(rf"^\(?([{allowed}])(?:[\.\):,]|\s*$)", text)  # "B. text", "(B) text"; not "A dog"
+    if leading:
+        return leading.group(1)
+    chosen = re.findall(rf"(?i:option)\s*\(?([{allowed}])\b", text)  # "I choose option C"
+    return chosen[-1] if chosen else None

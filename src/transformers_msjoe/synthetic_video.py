@@ -1,7 +1,8 @@
 """Generated long videos with planted events, for the demo, tests and benchmarks (FFmpeg, no Python frames).
 
 FFmpeg's `testsrc2` gives a moving, codec-realistic background; each planted event is a filled box of a
-given colour shown during [start, end). Rendering streams inside FFmpeg, so an hour of video costs no memory.
+given colour shown during [start, end] (FFmpeg's `between` includes both ends). Rendering streams inside
+FFmpeg, so an hour of video costs no memory.
 """
 
 from __future__ import annotations

@@ -199,9 +199,9 @@ def build_tiny_mllm(family: str = "qwen2_5_vl", seed: int = 0) -> tuple[PreTrain
     """A ~0.3M-parameter random MLLM of `family` and its processor (tokenizer built offline)."""
     if family not in _BUILDERS:
         raise ValueError(f"Unknown tiny family {family!r}; choose one of {TINY_FAMILIES}.")
-    torch.manual_seed(seed)
-    model, processor = _BUILDERS[family]()
-    processor.tokenizer.padding_side = "left"
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's global RNG
+        torch.manual_seed(seed)
+        model, processor = _BUILDERS[family]()
     return model.eval(), processor
 
 
@@ -231,7 +231,8 @@ def save_tiny_clip(save_directory: str | os.PathLike, seed: int = 0) -> str:
     preprocess = {"size": 64, "mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD)}
     with open(config_path, "w") as handle:
         json.dump({"model_cfg": TINY_CLIP_CONFIG, "preprocess_cfg": preprocess}, handle, indent=2)
-    torch.manual_seed(seed)
-    model = open_clip.create_model(f"local-dir:{os.path.abspath(save_directory)}", pretrained=None, load_weights=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.create_model(f"local-dir:{os.path.abspath(save_directory)}", pretrained=None, load_weights=False)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(save_directory, "open_clip_model.safetensors"))
     return os.fspath(save_directory)

@@ -123,7 +123,7 @@ def _label(args: argparse.Namespace) -> int:
     import torch
 
     from ..data import DifficultySettings, label_difficulty
-    from ..modeling_msjoe import load_msjoe_model
+    from ..loading import load_msjoe_model
 
     settings = DifficultySettings(
         model=args.model, num_rollouts=args.num_rollouts, num_key_frames=args.frames, temperature=args.temperature,

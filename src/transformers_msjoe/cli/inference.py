@@ -11,6 +11,7 @@ DEFAULT_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `answer`, `select` and `demo`."""
     from ..selection import available_selectors
 
     strategies = ", ".join(available_selectors())
@@ -54,14 +55,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace):
     import torch
 
-    from ..modeling_msjoe import load_msjoe_model
+    from ..loading import load_msjoe_model
 
     mllm_kwargs: dict[str, Any] = {}
     if args.dtype:
         mllm_kwargs["dtype"] = getattr(torch, args.dtype)
+    if args.device:
+        mllm_kwargs["device_map"] = args.device  # load straight onto the device, never a full copy on the CPU first
     overrides = {"num_key_frames": args.frames} if args.frames else {}
-    model = load_msjoe_model(args.model, clip=args.clip, sampler=args.sampler, mllm_kwargs=mllm_kwargs, **overrides)
-    return model.to(args.device) if args.device else model
+    return load_msjoe_model(args.model, clip=args.clip, sampler=args.sampler, mllm_kwargs=mllm_kwargs, **overrides)
 
 
 def _report(output, args: argparse.Namespace) -> None:

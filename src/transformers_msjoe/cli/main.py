@@ -15,6 +15,7 @@ COMMAND_MODULES = ("inference", "cache", "lmms_eval_tasks", "data")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `msjoe` parser with every command group's sub-commands."""
     parser = argparse.ArgumentParser(
         prog="msjoe",
         description="MSJoE (arXiv 2602.22932): query-guided key-frame selection + MLLM answering for long videos.",
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `msjoe` command; bad input exits with status 2 and one line naming the problem and the fix."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.set_verbosity_info() if args.verbose else logging.set_verbosity_warning()

@@ -248,7 +248,7 @@ class MSJoELmmsEvalModel(lmms):
 
     def _load(self, source, clip, sampler, revision, dtype, attn_implementation, selection, config_args) -> MSJoEForVideoQA:  # fmt: skip
         """`load_msjoe_model` on this rank's device, with the `--model_args` config overrides."""
-        from ..modeling_msjoe import load_msjoe_model
+        from ..loading import load_msjoe_model
 
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}.")
