@@ -45,7 +45,9 @@ def setup(args: argparse.Namespace) -> None:
     os.makedirs(args.workdir, exist_ok=True)
 
 
-def video(workdir: str, *, duration: float, fps: float = 30.0, size: tuple[int, int] = (320, 240), gop: int | None = None) -> str:
+def video(
+    workdir: str, *, duration: float, fps: float = 30.0, size: tuple[int, int] = (320, 240), gop: int | None = None
+) -> str:
     """A synthetic H.264 video with planted events, rendered once and reused."""
     from transformers_msjoe.synthetic_video import make_synthetic_video
 
@@ -65,7 +67,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def interleaved(methods: dict[str, Callable[[], object]], repeats: int, device: str = "cpu") -> dict[str, dict[str, list[float]]]:
+def interleaved(
+    methods: dict[str, Callable[[], object]], repeats: int, device: str = "cpu"
+) -> dict[str, dict[str, list[float]]]:
     """Run each method `repeats` times, alternating; per method the wall seconds and this process's CPU seconds.
 
     CPU seconds (`time.process_time`, all threads) are what a CPU-bound method costs whatever else runs on the

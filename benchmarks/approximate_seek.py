@@ -41,15 +41,21 @@ def main() -> None:
     print(f"after: {load_note()}")
     for method, results in runs.items():
         seconds = [r["seconds"] for r in results]
-        print(f"{method}: {results[0]['frames'][0]} frames decoded, min {min(seconds):.3f} s, median {statistics.median(seconds):.3f} s")
+        print(
+            f"{method}: {results[0]['frames'][0]} frames decoded, min {min(seconds):.3f} s, median {statistics.median(seconds):.3f} s"
+        )
     error = plan.timestamp_error
     print(
         f"video: {path} (GOP {args.gop} frames = {args.gop / 30:.1f} s); approximate mode keeps {len(plan.timestamps)} "
-        f"distinct key-frame candidates for {len(plan.planned)} planned 1 fps candidates"
+        f"distinct key-frame candidates for {plan.planned_candidates} planned 1 fps candidates"
     )
-    print(f"timestamp error of the approximate mode: mean {error['mean_seconds']:.2f} s, max {error['max_seconds']:.2f} s")
+    print(
+        f"timestamp error of the approximate mode: mean {error['mean_seconds']:.2f} s, max {error['max_seconds']:.2f} s"
+    )
     ratio = min(r["seconds"] for r in runs["ours"]) / min(r["seconds"] for r in runs["ours_approximate"])
-    print(f"approximate (key-frame-aligned) candidates, speed-up over exact, GOP {args.gop} frames (same run): {ratio:.1f}x {verdict(ratio, 3.0, at_least=True)}")
+    print(
+        f"approximate (key-frame-aligned) candidates, speed-up over exact, GOP {args.gop} frames (same run): {ratio:.1f}x {verdict(ratio, 3.0, at_least=True)}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ Run: python benchmarks/difficulty_rollouts.py [--duration 600] [--size 640 360] 
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import shutil
 
 from _common import describe, interleaved, load_note, parser, setup, timing_basis, video
@@ -38,17 +38,29 @@ def build_corpus(workdir: str, duration: float, size: tuple[int, int]) -> str:
     rows = []
     for v in range(2):
         os.link(video(workdir, duration=duration, size=size), os.path.join(raw, "videos", f"v{v}.mp4"))
-        rows += [{"id": f"v{v}-{q}", "video": f"v{v}.mp4", "question": t, "options": o, "answer": a} for q, (t, o, a) in enumerate(QUESTIONS)]
+        rows += [
+            {"id": f"v{v}-{q}", "video": f"v{v}.mp4", "question": t, "options": o, "answer": a}
+            for q, (t, o, a) in enumerate(QUESTIONS)
+        ]
     with open(os.path.join(raw, "qa.jsonl"), "w") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
     out = os.path.join(workdir, "difficulty-built")
-    build_longvideo_qa(os.path.join(raw, "qa.jsonl"), os.path.join(raw, "videos"), out, link="hardlink", overwrite=True, show_progress=False)
+    build_longvideo_qa(
+        os.path.join(raw, "qa.jsonl"),
+        os.path.join(raw, "videos"),
+        out,
+        link="hardlink",
+        overwrite=True,
+        show_progress=False,
+    )
     return out
 
 
 def main() -> None:
     p = parser(__doc__, clip=None)
-    p.add_argument("--size", type=int, nargs=2, default=(640, 360), metavar=("W", "H"), help="Video size (default 640 360).")
+    p.add_argument(
+        "--size", type=int, nargs=2, default=(640, 360), metavar=("W", "H"), help="Video size (default 640 360)."
+    )
     p.add_argument("--rollouts", type=int, default=8, help="n, rollouts per question (default 8, the paper's).")
     p.add_argument("--frames", type=int, default=32, help="K, uniform frames per rollout (default 32).")
     args = p.parse_args()
@@ -66,7 +78,9 @@ def main() -> None:
     if not os.path.exists(os.path.join(mllm_dir, "config.json")):
         save_tiny_mllm(mllm_dir, "qwen2_5_vl")
     model = load_msjoe_model(mllm_dir).to(args.device)
-    settings = DifficultySettings(model="tiny", num_rollouts=args.rollouts, num_key_frames=args.frames, max_new_tokens=8)
+    settings = DifficultySettings(
+        model="tiny", num_rollouts=args.rollouts, num_key_frames=args.frames, max_new_tokens=8
+    )
     decode_once = difficulty._DecodeOnceReader
     path = os.path.join(folder, "data", "train", "videos", "v0.mp4")
 
@@ -89,10 +103,14 @@ def main() -> None:
     basis = timing_basis(args.device)
     per_question = {name: min(times[name][basis]) / (2 * len(QUESTIONS)) for name in ("decode_once", BASELINE)}
     decode = min(times["one_rollout_decode"][basis])
-    print(f"{args.frames} uniform frames of a {args.duration:g} s {args.size[0]}x{args.size[1]} video: {decode:.3f} s ({basis}) per decode")
+    print(
+        f"{args.frames} uniform frames of a {args.duration:g} s {args.size[0]}x{args.size[1]} video: {decode:.3f} s ({basis}) per decode"
+    )
     print(f"per question ({args.rollouts} rollouts, {basis}): decode_once {per_question['decode_once']:.3f} s, {BASELINE} {per_question[BASELINE]:.3f} s; "
           f"saved {per_question[BASELINE] - per_question['decode_once']:.3f} s (expected about (n - 1) x decode = {(args.rollouts - 1) * decode:.3f} s)")  # fmt: skip
-    print(f"ratio {BASELINE} / decode_once ({basis} time, tiny model): {per_question[BASELINE] / per_question['decode_once']:.2f}x")
+    print(
+        f"ratio {BASELINE} / decode_once ({basis} time, tiny model): {per_question[BASELINE] / per_question['decode_once']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

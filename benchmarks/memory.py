@@ -50,7 +50,20 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, path in paths.items():
             threads = ["--threads", str(args.threads)] if args.threads else []
-            runs[name].append(run_isolated(__file__, "--worker", path, "--workdir", args.workdir, "--clip", args.clip, "--device", args.device, *threads))
+            runs[name].append(
+                run_isolated(
+                    __file__,
+                    "--worker",
+                    path,
+                    "--workdir",
+                    args.workdir,
+                    "--clip",
+                    args.clip,
+                    "--device",
+                    args.device,
+                    *threads,
+                )
+            )
     print(f"after: {load_note()}")
     peak = {name: max(r["peak_rss_mib"] for r in results) for name, results in runs.items()}
     growth = {name: max(r["peak_rss_mib"] - r["rss_before_mib"] for r in results) for name, results in runs.items()}
@@ -61,7 +74,9 @@ def main() -> None:
         )
     print(f"growth during answer(), long / short: {growth['long'] / max(growth['short'], 1):.2f}x")
     ratio = peak["long"] / peak["short"]
-    print(f"peak RSS of answer(), {args.long / 60:.0f}-min vs {args.short / 60:.0f}-min video (same run): {ratio:.2f}x {verdict(ratio, 1.2, at_least=False)}")
+    print(
+        f"peak RSS of answer(), {args.long / 60:.0f}-min vs {args.short / 60:.0f}-min video (same run): {ratio:.2f}x {verdict(ratio, 1.2, at_least=False)}"
+    )
 
 
 def argparse_hidden() -> str:

@@ -46,9 +46,13 @@ def main() -> None:
     for name, timings in (("first question", cold_timings), ("later question", warm_timings)):
         print(f"{name} (median run): " + ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()))
     warm_share = statistics.median(warm)
-    print(f"later question (feature cache hit): sampler + selection = {100 * warm_share:.2f} % of answer() {verdict(100 * warm_share, 1.0, at_least=False).replace('x:', ' %:')}")
+    print(
+        f"later question (feature cache hit): sampler + selection = {100 * warm_share:.2f} % of answer() {verdict(100 * warm_share, 1.0, at_least=False).replace('x:', ' %:')}"
+    )
     share = statistics.median(cold)
-    print(f"sampler + selection share of the whole answer(), first question, tiny models (same run): {100 * share:.2f} % {verdict(100 * share, 1.0, at_least=False).replace('x:', ' %:')}")
+    print(
+        f"sampler + selection share of the whole answer(), first question, tiny models (same run): {100 * share:.2f} % {verdict(100 * share, 1.0, at_least=False).replace('x:', ' %:')}"
+    )
 
 
 if __name__ == "__main__":

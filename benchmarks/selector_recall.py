@@ -64,7 +64,9 @@ def min_frames(num_events: int) -> int:
 def planted_trial(num_frames: int, num_events: int, noise: float, seed: int) -> Trial:
     """One synthetic query-frame similarity curve with `num_events` non-overlapping planted spans."""
     if num_frames < min_frames(num_events):
-        raise ValueError(f"{num_events} planted events need at least {min_frames(num_events)} frames, got {num_frames}.")
+        raise ValueError(
+            f"{num_events} planted events need at least {min_frames(num_events)} frames, got {num_frames}."
+        )
     gen = torch.Generator().manual_seed(seed)
     t = torch.arange(num_frames, dtype=torch.float64) / num_frames
     phases = torch.rand(3, generator=gen, dtype=torch.float64) * 6.283
@@ -76,7 +78,9 @@ def planted_trial(num_frames: int, num_events: int, noise: float, seed: int) -> 
     while len(events) < num_events:
         tries += 1
         if tries > MAX_PLACEMENT_TRIES:  # unreachable above min_frames (a free start always exists); a guard
-            raise RuntimeError(f"Placed only {len(events)} of {num_events} events in {num_frames} frames; use more frames.")
+            raise RuntimeError(
+                f"Placed only {len(events)} of {num_events} events in {num_frames} frames; use more frames."
+            )
         length = int(torch.randint(EVENT_LENGTHS[0], EVENT_LENGTHS[1] + 1, (1,), generator=gen))
         start = int(torch.randint(0, num_frames - length, (1,), generator=gen))
         if planted[max(0, start - EVENT_GAP) : start + length + EVENT_GAP].any():
@@ -173,7 +177,11 @@ def plot_curves(scores: dict, strategies: list[str], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
-    titles = {"recall": "recall@K of planted frames", "events": "planted events hit", "cover": "temporal coverage (K bins)"}
+    titles = {
+        "recall": "recall@K of planted frames",
+        "events": "planted events hit",
+        "cover": "temporal coverage (K bins)",
+    }
     for ax, metric in zip(axes, titles):
         for name in strategies:
             style = ":" if name == UNTRAINED else "-"
@@ -209,10 +217,14 @@ def plot_example(path: str, k: int = 16) -> None:
         for ax in axes:
             ax.axvspan(s - 0.5, e - 0.5, color="tab:green", alpha=0.18, lw=0)
     axes[0].set_ylabel("cosine")
-    axes[0].set_title(f"One synthetic similarity curve (T={trial.planted.numel()}, 3 planted events in green), K={k}", fontsize=10)
+    axes[0].set_title(
+        f"One synthetic similarity curve (T={trial.planted.numel()}, 3 planted events in green), K={k}", fontsize=10
+    )
     axes[0].legend(loc="upper right", fontsize=8)
-    for row, (name, selector) in enumerate(strategies.items()):
-        picks = selector.select(trial.similarity, trial.planted.numel(), k, generator=torch.Generator().manual_seed(0)).indices
+    for row, selector in enumerate(strategies.values()):
+        picks = selector.select(
+            trial.similarity, trial.planted.numel(), k, generator=torch.Generator().manual_seed(0)
+        ).indices
         hits = trial.planted[picks]
         axes[1].scatter(picks[~hits], [row] * int((~hits).sum()), marker="|", s=160, color="tab:blue")
         axes[1].scatter(picks[hits], [row] * int(hits.sum()), marker="|", s=160, color="tab:red")
@@ -228,17 +240,23 @@ def plot_example(path: str, k: int = 16) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--frames", type=int, default=512, help="Candidates T per curve (default 512, ~8.5 min at 1 fps).")
+    parser.add_argument(
+        "--frames", type=int, default=512, help="Candidates T per curve (default 512, ~8.5 min at 1 fps)."
+    )
     parser.add_argument("--seeds", type=int, default=12, help="Curves per (noise, events) cell (default 12).")
     parser.add_argument("--plot", default="benchmarks/results/selectors.png", help="Where the metric-vs-K plot goes.")
     parser.add_argument("--docs-figure", default=None, metavar="PNG", help="Also write the docs example figure here.")
     parser.add_argument(
-        "--with-untrained-msjoe", action="store_true", help=f"Add {UNTRAINED}: the U-Net with random weights, as a floor."
+        "--with-untrained-msjoe",
+        action="store_true",
+        help=f"Add {UNTRAINED}: the U-Net with random weights, as a floor.",
     )
     args = parser.parse_args()
     needed = min_frames(max(EVENT_COUNTS))
     if args.frames < needed:
-        parser.error(f"--frames {args.frames} is too few for {max(EVENT_COUNTS)} planted events; use --frames {needed} or more.")
+        parser.error(
+            f"--frames {args.frames} is too few for {max(EVENT_COUNTS)} planted events; use --frames {needed} or more."
+        )
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}.")
 
@@ -251,9 +269,13 @@ def main() -> None:
         f"signal {SIGNAL}, K in {BUDGETS}"
     )
     if args.with_untrained_msjoe:
-        print(f"{UNTRAINED}: MSJoE's U-Net with RANDOM weights (no trained sampler here) -- a floor, not MSJoE's result.")
+        print(
+            f"{UNTRAINED}: MSJoE's U-Net with RANDOM weights (no trained sampler here) -- a floor, not MSJoE's result."
+        )
     else:
-        print("msjoe: left out, no trained sampler here (--with-untrained-msjoe adds the random-weight U-Net as a floor).")
+        print(
+            "msjoe: left out, no trained sampler here (--with-untrained-msjoe adds the random-weight U-Net as a floor)."
+        )
     print()
     print_tables(scores, seconds, list(strategies), len(trials))
     plot_curves(scores, list(strategies), args.plot)
@@ -263,7 +285,9 @@ def main() -> None:
         print(f"docs figure: {args.docs_figure}")
     print(f"total {time.perf_counter() - start:.1f} s")
     base = mean(scores[("uniform", 32, "recall")])
-    ratios = ", ".join(f"{name} {mean(scores[(name, 32, 'recall')]) / base:.2f}x" for name in strategies if name != "uniform")
+    ratios = ", ".join(
+        f"{name} {mean(scores[(name, 32, 'recall')]) / base:.2f}x" for name in strategies if name != "uniform"
+    )
     print(f"mean recall@32 relative to uniform ({base:.3f}), same curves: {ratios}")
 
 

@@ -1,7 +1,7 @@
 """Write docs/configuration.md from the config docstrings, the single place each field is documented.
 
-    python scripts/generate_config_reference.py        # rewrite the page
-    python scripts/generate_config_reference.py --check  # exit 1 if the page is stale (used by the tests)
+python scripts/generate_config_reference.py        # rewrite the page
+python scripts/generate_config_reference.py --check  # exit 1 if the page is stale (used by the tests)
 """
 
 import argparse

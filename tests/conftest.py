@@ -53,6 +53,26 @@ def tiny_clip_dir(artifacts) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_clip_builtin(artifacts, tiny_clip_dir) -> tuple[str, str]:
+    """The tiny CLIP as an open_clip *built-in* architecture name (registered with `open_clip.add_model_config`)
+    plus a copy of its weights file: `(model_name, weights_path)`, for `MSJoECLIPScorer(name, None | path)`."""
+    import json
+    import shutil
+
+    import open_clip
+
+    from transformers_msjoe.tiny_models import TINY_CLIP_CONFIG
+
+    folder = artifacts / "open_clip_configs"
+    folder.mkdir(exist_ok=True)
+    (folder / "msjoe-tiny-clip.json").write_text(json.dumps(TINY_CLIP_CONFIG))
+    open_clip.add_model_config(folder / "msjoe-tiny-clip.json")
+    weights = artifacts / "msjoe-tiny-clip-weights.safetensors"
+    shutil.copy(os.path.join(tiny_clip_dir, "open_clip_model.safetensors"), weights)
+    return "msjoe-tiny-clip", os.fspath(weights)
+
+
+@pytest.fixture(scope="session")
 def tiny_mllm_dir(artifacts):
     """Factory: `tiny_mllm_dir(family)` -> folder of a tiny random MLLM + processor in Hub layout."""
     from transformers_msjoe.tiny_models import save_tiny_mllm
@@ -128,6 +148,82 @@ def tiny_msjoe(tiny_mllm_dir, tiny_clip_dir):
         settings = dict(num_key_frames=8, query_max_new_tokens=12, answer_max_new_tokens=6, max_candidate_frames=256)
         settings.update(config_kwargs)
         return MSJoEForVideoQA.from_mllm(tiny_mllm_dir(family), clip=tiny_clip_dir, **settings)
+
+    return make
+
+
+GRPO_TINY = dict(
+    num_key_frames=4, query_max_new_tokens=8, answer_max_new_tokens=4, max_candidate_frames=32, preview_max_pixels=4800
+)
+
+
+@pytest.fixture(scope="session")
+def grpo_init_dirs(tiny_mllm_dir, tiny_clip_dir, artifacts):
+    """Factory: `grpo_init_dirs(family)` -> a tiny MSJoE checkpoint with small frame budgets (built once)."""
+    from transformers_msjoe import MSJoEForVideoQA
+
+    made: dict[str, str] = {}
+
+    def make(family: str = "qwen2_5_vl") -> str:
+        if family not in made:
+            path = artifacts / f"grpo-init-{family}"
+            MSJoEForVideoQA.from_mllm(tiny_mllm_dir(family), clip=tiny_clip_dir, **GRPO_TINY).save_pretrained(path)
+            made[family] = str(path)
+        return made[family]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def grpo_init_dir(grpo_init_dirs) -> str:
+    """The tiny Qwen2.5-VL MSJoE checkpoint every GRPO trainer test starts from."""
+    return grpo_init_dirs("qwen2_5_vl")
+
+
+@pytest.fixture(scope="session")
+def grpo_qa_rows(short_video, needle_video) -> dict:
+    """Two msjoe/longvideo-qa rows (options as plain texts, lettered by position); copy before editing."""
+    return {
+        "id": ["order-0", "needle-0"],
+        "video": [short_video, needle_video],
+        "question": ["Which box appears first?", "When does the red box appear?"],
+        "options": [["red", "blue", "yellow"], ["at 10 s", "at 40 s"]],
+        "answer": ["A", "B"],
+        "question_type": ["order", "temporal"],
+        "duration_seconds": [120.0, 60.0],
+        "pass_rate": [0.5, 0.25],
+    }
+
+
+def alternating_reward(completions, **kwargs):
+    """0, 1, 0, 1, ...: every group of 2 generations gets advantages of both signs, so every step has a signal."""
+    return [float(i % 2) for i in range(len(completions))]
+
+
+@pytest.fixture
+def make_grpo_trainer(grpo_init_dir, grpo_qa_rows, tmp_path):
+    """Factory: an `MSJoEGRPOTrainer` on the tiny checkpoint, 1 joint CPU step by default (override any field)."""
+    from datasets import Dataset
+
+    from transformers_msjoe.grpo_config import MSJoEGRPOConfig
+    from transformers_msjoe.grpo_trainer import MSJoEGRPOTrainer
+    from transformers_msjoe.loading import load_msjoe_model
+
+    def make(rows=None, *, init_dir=None, reward_funcs=(alternating_reward,), peft_config=None, **overrides):
+        settings = dict(
+            output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_generations=2, max_steps=1,
+            use_cpu=True, report_to="none", save_strategy="no", logging_steps=1, learning_rate=1e-2,
+            sampler_learning_rate=1e-2, loss_type="grpo", activation_checkpointing=False, lr_scheduler_type="constant",
+            seed=0, bf16=False, disable_tqdm=True,
+        )  # fmt: skip
+        settings.update(overrides)
+        return MSJoEGRPOTrainer(
+            model=load_msjoe_model(init_dir or grpo_init_dir),
+            args=MSJoEGRPOConfig(**settings),
+            train_dataset=Dataset.from_dict(rows if rows is not None else grpo_qa_rows),
+            reward_funcs=list(reward_funcs) if reward_funcs is not None else None,
+            peft_config=peft_config,
+        )
 
     return make
 

@@ -52,7 +52,16 @@ def test_fill_resume_report_clean(videos, tiny_clip_dir, tmp_path, capsys):
 def test_bad_videos_are_listed_not_dropped(videos, tiny_clip_dir, tmp_path, capsys):
     bad = tmp_path / "broken.mp4"
     bad.write_text("not a video")
-    code, out = _run(capsys, "cache-features", os.path.join(videos, "a.mp4"), str(bad), "--clip", tiny_clip_dir, "--cache-dir", str(tmp_path / "c"))
+    code, out = _run(
+        capsys,
+        "cache-features",
+        os.path.join(videos, "a.mp4"),
+        str(bad),
+        "--clip",
+        tiny_clip_dir,
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
     lines = out.splitlines()
     assert code == 1 and lines[0] == "2 videos: 1 cached, 0 already cached, 1 failed"
     assert lines[1].startswith("  failed: ") and "broken.mp4 is not a readable video" in lines[1]
@@ -70,14 +79,27 @@ def test_dataset_folder_counts_each_video_once(videos, tiny_clip_dir, tmp_path, 
     for name in ("a.mp4", "sub/b.mp4"):
         shutil.copy(os.path.join(videos, name), root / "test" / "videos" / os.path.basename(name))
     rows = [("a.mp4", "q1"), ("a.mp4", "q2"), ("b.mp4", "q3")]
-    (root / "test" / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"videos/{v}", "question": q}) + "\n" for v, q in rows))
+    (root / "test" / "metadata.jsonl").write_text(
+        "".join(json.dumps({"file_name": f"videos/{v}", "question": q}) + "\n" for v, q in rows)
+    )
     (root / "README.md").write_text(
-        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: test\n    path: \"test/**\"\n---\n# tiny\n"
+        '---\nconfigs:\n- config_name: default\n  data_files:\n  - split: test\n    path: "test/**"\n---\n# tiny\n'
     )
     code, out = _run(capsys, "cache-features", str(root), "--clip", tiny_clip_dir, "--cache-dir", str(tmp_path / "c"))
     assert code == 0 and out.splitlines()[0] == "2 videos: 2 cached, 0 already cached, 0 failed"
     with pytest.raises(SystemExit):
-        main(["cache-features", str(root), "--video-column", "clip", "--clip", tiny_clip_dir, "--cache-dir", str(tmp_path / "c")])
+        main(
+            [
+                "cache-features",
+                str(root),
+                "--video-column",
+                "clip",
+                "--clip",
+                tiny_clip_dir,
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ]
+        )
     assert "has no column 'clip'" in capsys.readouterr().err
 
 
@@ -85,12 +107,52 @@ def test_entries_from_a_checkpoint_config_are_hit_by_answer(tiny_msjoe, short_vi
     """`--model` reads the CLIP and candidate settings from an MSJoE checkpoint: answer() then hits the cache."""
     model = tiny_msjoe(candidate_fps=0.5, candidate_seek_mode="exact", max_candidate_frames=40)
     model.config.save_pretrained(tmp_path / "ckpt")
-    code, out = _run(capsys, "cache-features", short_video, "--model", str(tmp_path / "ckpt"), "--cache-dir", str(tmp_path / "c"), "--json")
+    code, out = _run(
+        capsys,
+        "cache-features",
+        short_video,
+        "--model",
+        str(tmp_path / "ckpt"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--json",
+    )
     summary = json.loads(out)
     assert code == 0 and summary["cached"] == 1
     assert summary["settings"]["candidate_fps"] == 0.5 and summary["settings"]["max_candidate_frames"] == 40
     model.set_feature_cache(tmp_path / "c")
     assert model.select_frames(short_video, "What is shown?", queries=["a red square"]).feature_cache == "hit"
+
+
+def test_checkpoint_with_a_weights_file_clip(tiny_msjoe, tiny_clip_builtin, short_video, tmp_path, capsys):
+    """A checkpoint whose CLIP is an architecture plus a weights-file path (no short form can carry that path as a
+    tag): `--model` builds the same scorer as `answer()`, whose lookups then hit."""
+    name, weights_file = tiny_clip_builtin
+    model = tiny_msjoe(max_candidate_frames=40)
+    model.config.clip_model_name, model.config.clip_pretrained = name, weights_file
+    model.config.save_pretrained(tmp_path / "ckpt")
+    code, out = _run(
+        capsys,
+        "cache-features",
+        short_video,
+        "--model",
+        str(tmp_path / "ckpt"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--json",
+    )
+    summary = json.loads(out)
+    assert code == 0 and summary["cached"] == 1, summary
+    assert (summary["settings"]["clip_model_name"], summary["settings"]["clip_pretrained"]) == (name, weights_file)
+    model.set_feature_cache(tmp_path / "c")
+    assert model.select_frames(short_video, "What is shown?", queries=["a red square"]).feature_cache == "hit"
+    assert model.clip_scorer.pretrained == weights_file
+
+
+def test_dtype_is_a_choice(short_video, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cache-features", short_video, "--dtype", "fp16", "--cache-dir", str(tmp_path)])
+    assert exit_info.value.code == 2 and "invalid choice: 'fp16'" in capsys.readouterr().err
 
 
 def test_accelerate_splits_videos_across_processes(videos, tiny_clip_dir, tmp_path):
@@ -114,17 +176,22 @@ def test_accelerate_splits_videos_across_processes(videos, tiny_clip_dir, tmp_pa
 @pytest.fixture
 def filled_cache(videos, tiny_clip_dir, tmp_path, capsys) -> str:
     cache_dir = str(tmp_path / "cache")
-    assert main(["cache-features", os.path.join(videos, "a.mp4"), "--clip", tiny_clip_dir, "--cache-dir", cache_dir]) == 0
+    assert (
+        main(["cache-features", os.path.join(videos, "a.mp4"), "--clip", tiny_clip_dir, "--cache-dir", cache_dir]) == 0
+    )
     capsys.readouterr()
     return cache_dir
 
 
 def test_push_without_token_is_a_clear_error(filled_cache, monkeypatch, capsys):
-    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    from transformers_msjoe import hub_utils
+
+    monkeypatch.setattr(hub_utils, "get_token", lambda: None)
     with pytest.raises(SystemExit) as exit_info:
         main(["cache", "push", "me/msjoe-features", "--cache-dir", filled_cache])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "needs a Hugging Face token with write access" in err and "hf auth login" in err
+    assert exit_info.value.code == 2 and "No Hugging Face token found" in err and "hf auth login" in err
+    assert "pushing the feature cache to 'me/msjoe-features'" in err
 
 
 def test_push_builds_the_hub_calls(filled_cache, monkeypatch, capsys):
@@ -137,10 +204,16 @@ def test_push_builds_the_hub_calls(filled_cache, monkeypatch, capsys):
 
         return method
 
-    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", record("create_repo", SimpleNamespace(repo_id="me/msjoe-features")))
-    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", record("upload_folder", SimpleNamespace(commit_url="https://hf.co/c/1")))
+    monkeypatch.setattr(
+        huggingface_hub.HfApi, "create_repo", record("create_repo", SimpleNamespace(repo_id="me/msjoe-features"))
+    )
+    monkeypatch.setattr(
+        huggingface_hub.HfApi, "upload_folder", record("upload_folder", SimpleNamespace(commit_url="https://hf.co/c/1"))
+    )
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_file", record("upload_file", None))
-    code, out = _run(capsys, "cache", "push", "me/msjoe-features", "--token", "hf_test", "--private", "--cache-dir", filled_cache)
+    code, out = _run(
+        capsys, "cache", "push", "me/msjoe-features", "--token", "hf_test", "--private", "--cache-dir", filled_cache
+    )
     assert code == 0 and out.strip() == "pushed: https://hf.co/c/1"
     (_, create), (_, folder), (_, card) = calls
     assert create["args"] == ("me/msjoe-features",) and create["repo_type"] == "dataset" and create["private"] is True
@@ -154,14 +227,25 @@ def test_pull_calls_snapshot_download_and_explains_failures(filled_cache, monkey
 
     seen: dict = {}
 
-    def fake_download(repo_id, **kwargs):
+    def fake_download(repo_id, **kwargs):  # what huggingface_hub leaves in local_dir: entries + its bookkeeping
         seen.update(repo_id=repo_id, **kwargs)
+        bookkeeping = os.path.join(kwargs["local_dir"], ".cache", "huggingface", "download", "ab")
+        os.makedirs(bookkeeping, exist_ok=True)
+        with open(os.path.join(bookkeeping, "ab12.safetensors.metadata"), "w") as handle:
+            handle.write("0123abcd\n")
         return kwargs["local_dir"]
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
     code, out = _run(capsys, "cache", "pull", "team/feats", "--revision", "v1", "--cache-dir", filled_cache)
     assert code == 0 and out.strip() == f"1 entries in {filled_cache}"
     assert seen["repo_type"] == "dataset" and seen["local_dir"] == filled_cache and seen["revision"] == "v1"
+    code, out = _run(capsys, "cache", "report", "--cache-dir", filled_cache)
+    assert "pull bookkeeping: 1 files" in out
+    code, out = _run(capsys, "cache", "clean", "--all", "--cache-dir", filled_cache, "--json")
+    assert json.loads(out)["removed_hub_metadata_files"] == 1 and not os.path.exists(
+        os.path.join(filled_cache, ".cache")
+    )
+    assert [f for _, _, files in os.walk(filled_cache) for f in files] == []  # no file left behind
 
     def offline(repo_id, **kwargs):
         raise OfflineModeIsEnabled("Cannot reach the Hub: offline mode is enabled.")

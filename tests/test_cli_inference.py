@@ -1,6 +1,8 @@
 import json
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +17,19 @@ def _model_args(tiny_mllm_dir, tiny_clip_dir):
 
 def test_answer_json_and_plot(tiny_mllm_dir, tiny_clip_dir, short_video, tmp_path, capsys):
     plot = tmp_path / "sel.png"
-    code = main(["answer", short_video, "What colour?", "--options", *OPTIONS, *_model_args(tiny_mllm_dir, tiny_clip_dir), "--json", "--plot", str(plot)])
+    code = main(
+        [
+            "answer",
+            short_video,
+            "What colour?",
+            "--options",
+            *OPTIONS,
+            *_model_args(tiny_mllm_dir, tiny_clip_dir),
+            "--json",
+            "--plot",
+            str(plot),
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert len(result["key_frame_timestamps"]) == 4 and result["options"] == OPTIONS
@@ -23,7 +37,18 @@ def test_answer_json_and_plot(tiny_mllm_dir, tiny_clip_dir, short_video, tmp_pat
 
 
 def test_select_human_output_with_given_queries(tiny_mllm_dir, tiny_clip_dir, short_video, capsys):
-    code = main(["select", short_video, "What colour?", *_model_args(tiny_mllm_dir, tiny_clip_dir), "--queries", "a red square", "--selection", "msjoe"])
+    code = main(
+        [
+            "select",
+            short_video,
+            "What colour?",
+            *_model_args(tiny_mllm_dir, tiny_clip_dir),
+            "--queries",
+            "a red square",
+            "--selection",
+            "msjoe",
+        ]
+    )
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     assert lines[0] == "queries: ['a red square']"
@@ -52,9 +77,16 @@ def test_demo_writes_plot_and_report(tmp_path, capsys):
     report = json.loads((tmp_path / "report.json").read_text())
     assert len(report["key_frame_timestamps"]) == 6 and len(report["candidate_timestamps"]) == 90
     assert "random" in report["note"].lower()
-    assert (tmp_path / "selection.png").exists() and (tmp_path / "models" / "tiny-clip" / "open_clip_config.json").exists()
+    assert (tmp_path / "selection.png").exists() and (
+        tmp_path / "models" / "tiny-clip" / "open_clip_config.json"
+    ).exists()
 
 
 def test_console_script_is_installed():
-    result = subprocess.run(["msjoe", "--help"], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    # The script sits beside the interpreter; CI runs `.venv/bin/python -m pytest` without activating the venv.
+    script = Path(sys.executable).parent / "msjoe"
+    assert script.exists(), f"console script missing at {script}: reinstall with `pip install -e .`"
+    result = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     assert result.returncode == 0 and "answer" in result.stdout and "demo" in result.stdout

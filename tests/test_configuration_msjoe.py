@@ -43,7 +43,9 @@ def test_clip_short_form_and_schemas(tmp_path):
 
 
 def test_save_load_round_trip_and_auto_config(tmp_path):
-    config = MSJoEConfig(num_key_frames=8, sampler_config={"base_channels": 32, "num_groups": 8}, clip="ViT-B-32/openai")
+    config = MSJoEConfig(
+        num_key_frames=8, sampler_config={"base_channels": 32, "num_groups": 8}, clip="ViT-B-32/openai"
+    )
     config.save_pretrained(tmp_path)
     loaded = AutoConfig.from_pretrained(tmp_path)
     assert type(loaded) is MSJoEConfig

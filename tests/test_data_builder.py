@@ -35,7 +35,9 @@ def raw(longvideo_corpus, tmp_path):
     folder = tmp_path / "raw"
     shutil.copytree(longvideo_corpus["videos_dir"], folder / "videos")
     shutil.copyfile(folder / "videos" / "short_c.mp4", folder / "videos" / "unused.mp4")
-    rows = copy.deepcopy(longvideo_corpus["rows"]) + [{"id": "x", "video": "gone.mp4", "question": "q?", "options": ["a", "b"], "answer": "A"}]
+    rows = copy.deepcopy(longvideo_corpus["rows"]) + [
+        {"id": "x", "video": "gone.mp4", "question": "q?", "options": ["a", "b"], "answer": "A"}
+    ]
     _write_jsonl(folder / "qa.jsonl", rows)
     return folder
 
@@ -92,7 +94,10 @@ def test_build_writes_the_hub_layout(raw, tmp_path):
         "data/train/videos/long_a.mp4", "data/train/videos/long_b.mp4", "data/train/videos/short_c.mp4",
     ]  # fmt: skip
     saved = json.loads((out / ".msjoe/reports/build-1.json").read_text())
-    assert saved["rejected_rows"][0]["location"] == "qa.jsonl:6" and saved["rejected_rows"][0]["reasons"][0]["code"] == "missing_video"
+    assert (
+        saved["rejected_rows"][0]["location"] == "qa.jsonl:6"
+        and saved["rejected_rows"][0]["reasons"][0]["code"] == "missing_video"
+    )
     assert saved["unreferenced_files"] == ["unused.mp4"]
     layout = verify_layout(out)
     assert layout.problems == [] and layout.splits == {"train": 5}
@@ -123,7 +128,9 @@ def test_a_build_killed_between_its_two_renames_is_recovered(raw, tmp_path, monk
     with pytest.raises(FileExistsError, match="pass --overwrite"):  # the next start restores the old folder first
         build_longvideo_qa(raw / "qa.jsonl", raw / "videos", out, show_progress=False)
     assert verify_layout(out).splits == {"train": 5} and not os.path.exists(f"{out}.previous")
-    assert build_longvideo_qa(raw / "qa.jsonl", raw / "videos", out, overwrite=True, show_progress=False).splits == {"train": 2}
+    assert build_longvideo_qa(raw / "qa.jsonl", raw / "videos", out, overwrite=True, show_progress=False).splits == {
+        "train": 2
+    }
 
 
 def test_build_refuses_to_overwrite_and_replaces_with_overwrite(raw, tmp_path):
@@ -135,7 +142,9 @@ def test_build_refuses_to_overwrite_and_replaces_with_overwrite(raw, tmp_path):
     for row in rows:
         row["split"] = "validation" if row["id"] == "c-0" else "train"
     _write_jsonl(raw / "qa.jsonl", rows)
-    report = build_longvideo_qa(raw / "qa.jsonl", raw / "videos", out, overwrite=True, link="hardlink", show_progress=False)
+    report = build_longvideo_qa(
+        raw / "qa.jsonl", raw / "videos", out, overwrite=True, link="hardlink", show_progress=False
+    )
     assert report.splits == {"train": 4, "validation": 1}
     assert verify_layout(out).splits == {"train": 4, "validation": 1}
     assert os.stat(out / "data/validation/videos/short_c.mp4").st_ino == os.stat(raw / "videos/short_c.mp4").st_ino

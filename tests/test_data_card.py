@@ -37,7 +37,12 @@ def test_card_yaml_declares_configs_and_the_schema():
     assert DatasetInfosDict.from_dataset_card_data(card.data)["default"].features == LONGVIDEO_QA_FEATURES
     assert data["license"] == "other"
     text = card.text
-    for fact in ("2.8K videos and 7K multiple-choice questions", "Not published by the authors", "TSPO-10K", "@inproceedings{tan2026msjoe"):
+    for fact in (
+        "2.8K videos and 7K multiple-choice questions",
+        "Not published by the authors",
+        "TSPO-10K",
+        "@inproceedings{tan2026msjoe",
+    ):
         assert fact in text
 
 
@@ -97,4 +102,3 @@ def test_card_command_waits_for_the_folder_lock(longvideo_corpus, tmp_path, monk
         main(["data", "card", str(built)])
     assert exit_info.value.code == 2
     assert "is being changed by another `msjoe data` command" in capsys.readouterr().err
-

@@ -26,7 +26,9 @@ def raw_qa(longvideo_corpus, tmp_path):
 
 def test_build_label_filter_then_load_dataset(raw_qa, longvideo_corpus, tiny_mllm_dir, tmp_path, capsys):
     out = tmp_path / "longvideo-qa"
-    assert main(["data", "build", "--qa", str(raw_qa), "--videos", longvideo_corpus["videos_dir"], "--out", str(out)]) == 0
+    assert (
+        main(["data", "build", "--qa", str(raw_qa), "--videos", longvideo_corpus["videos_dir"], "--out", str(out)]) == 0
+    )
     printed = capsys.readouterr().out
     assert "train 5 questions" in printed and "rejected 1 rows: {'answer_not_in_options': 1}" in printed
     assert "qa.jsonl:6: answer_not_in_options" in printed
@@ -37,7 +39,10 @@ def test_build_label_filter_then_load_dataset(raw_qa, longvideo_corpus, tiny_mll
     assert "labelled 5 questions (5 computed now" in printed and "report: " in printed
     assert re.search(r"unparsable answers \(counted as wrong\): \d+ of 10 \(\d+\.\d%\)", printed)
     assert main(label) == 0  # a rerun finds everything labelled
-    assert "labelled 0 questions (0 computed now, 0 from an earlier run; 5 already had a pass_rate)" in capsys.readouterr().out
+    assert (
+        "labelled 0 questions (0 computed now, 0 from an earlier run; 5 already had a pass_rate)"
+        in capsys.readouterr().out
+    )
 
     assert main(["data", "filter", str(out), "--min-duration", "30", "--max-pass-rate", "0.9", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -74,11 +79,32 @@ def test_build_errors_are_one_line_with_the_fix(tmp_path, longvideo_corpus, caps
     bad = tmp_path / "qa.jsonl"
     bad.write_text('{"video": "long_a.mp4"}\n{"video": \n')
     with pytest.raises(SystemExit) as exit_info:
-        main(["data", "build", "--qa", str(bad), "--videos", longvideo_corpus["videos_dir"], "--out", str(tmp_path / "o")])
+        main(
+            [
+                "data",
+                "build",
+                "--qa",
+                str(bad),
+                "--videos",
+                longvideo_corpus["videos_dir"],
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
     assert exit_info.value.code == 2
     assert "line 2: not valid JSON" in capsys.readouterr().err
 
 
 def test_strict_build_fails_on_rejections(raw_qa, longvideo_corpus, tmp_path):
-    args = ["data", "build", "--qa", str(raw_qa), "--videos", longvideo_corpus["videos_dir"], "--out", str(tmp_path / "o"), "--strict"]
+    args = [
+        "data",
+        "build",
+        "--qa",
+        str(raw_qa),
+        "--videos",
+        longvideo_corpus["videos_dir"],
+        "--out",
+        str(tmp_path / "o"),
+        "--strict",
+    ]
     assert main(args) == 1

@@ -46,7 +46,9 @@ LLAVA_VIDEO_MCQ = [
 
 
 def test_split_llava_prompt():
-    question, options = split_llava_prompt("<video>\nWhy?\nBecause.\nOptions:\nA) yes\nB) no\nC: maybe\nAnswer briefly.")
+    question, options = split_llava_prompt(
+        "<video>\nWhy?\nBecause.\nOptions:\nA) yes\nB) no\nC: maybe\nAnswer briefly."
+    )
     assert question == "Why?\nBecause." and options == {"A": "yes", "B": "no", "C": "maybe"}
     assert split_llava_prompt("A dog runs. What colour is it?") == ("A dog runs. What colour is it?", {})
 
@@ -70,13 +72,24 @@ def test_llava_video_records(llava_corpus):
     first = records[0].fields
     assert first["question"] == "What does the cook add first?"  # media token and instruction line dropped
     assert first["options"] == {"A": "salt", "B": "sugar", "C": "flour", "D": "eggs"}
-    assert first["answer"] == "C." and first["source"] == "llava-video-178k/youcook2" and first["video"] == "youcook2/long_a.mp4"
-    assert records[1].fields["question"] == "Which tool is used at the end?" and records[1].location.endswith("[record 0, turn 1]")
+    assert (
+        first["answer"] == "C."
+        and first["source"] == "llava-video-178k/youcook2"
+        and first["video"] == "youcook2/long_a.mp4"
+    )
+    assert records[1].fields["question"] == "Which tool is used at the end?" and records[1].location.endswith(
+        "[record 0, turn 1]"
+    )
     assert records[2].fields["options"] == {}  # open-ended turn: kept, validation rejects it
-    assert records[3].fields["conversion_problems"] == ["the record has no `conversations` list of human/gpt turns (got [])"]
+    assert records[3].fields["conversion_problems"] == [
+        "the record has no `conversations` list of human/gpt turns (got [])"
+    ]
     assert records[4].fields["options"] == {"A": "J. K. Rowling", "B": "C. S. Lewis"}
     assert records[5].location.endswith("[record 3, conversations[0]]") and "is a str, not a {from, value} object" in records[5].fields["conversion_problems"][0]  # fmt: skip
-    assert "(from 'gpt') is not part of a human/gpt question-answer pair: 'B'" in records[6].fields["conversion_problems"][0]
+    assert (
+        "(from 'gpt') is not part of a human/gpt question-answer pair: 'B'"
+        in records[6].fields["conversion_problems"][0]
+    )
 
 
 def test_llava_video_through_validation(llava_corpus):

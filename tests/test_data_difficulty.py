@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -109,12 +111,16 @@ def test_pass_rate_is_the_fraction_of_correct_rollouts(uninterrupted):
     assert report.parse_warning() is None
     saved = json.loads(Path(report.report_path).read_text())
     assert report.report_path.endswith(".msjoe/reports/label-difficulty-1.json")
-    assert saved["parse_failure_rate"] == 0.0 and saved["rows_per_batch"] == 2 and saved["settings"]["num_rollouts"] == 4
+    assert (
+        saved["parse_failure_rate"] == 0.0 and saved["rows_per_batch"] == 2 and saved["settings"]["num_rollouts"] == 4
+    )
     card = (built / "README.md").read_text()
     assert "**label-difficulty**" in card and "num_rollouts=4" in card and "5 of 5 questions labelled" in card
 
 
-@pytest.mark.parametrize(("rows_per_batch", "crash_at_record", "from_cache", "calls_after"), [(1, 3, 2, 3), (2, 4, 3, 2)])
+@pytest.mark.parametrize(
+    ("rows_per_batch", "crash_at_record", "from_cache", "calls_after"), [(1, 3, 2, 3), (2, 4, 3, 2)]
+)
 def test_a_crash_loses_nothing_and_the_resumed_run_matches_an_uninterrupted_one(
     built, base_model, letters_only, uninterrupted, monkeypatch, rows_per_batch, crash_at_record, from_cache, calls_after
 ):  # fmt: skip
@@ -146,21 +152,31 @@ def test_a_crash_loses_nothing_and_the_resumed_run_matches_an_uninterrupted_one(
     assert len(lines) == 5 and all(json.loads(line) for line in lines)  # torn line dropped, each row once
 
 
-def test_n_rollouts_decode_each_video_once_and_match_a_plain_reader(built, base_model, letters_only, uninterrupted, monkeypatch):
+def test_n_rollouts_decode_each_video_once_and_match_a_plain_reader(
+    built, base_model, letters_only, uninterrupted, monkeypatch
+):
     """Uniform selection asks every rollout for the same K frames: one decode per video and chunk, same answers."""
     decodes = []
     real_iter = VideoReader.iter_frames_at
-    monkeypatch.setattr(VideoReader, "iter_frames_at", lambda self, *a, **k: decodes.append(self.label) or real_iter(self, *a, **k))
+    monkeypatch.setattr(
+        VideoReader, "iter_frames_at", lambda self, *a, **k: decodes.append(self.label) or real_iter(self, *a, **k)
+    )
     decode_once = difficulty_module._DecodeOnceReader
     monkeypatch.setattr(difficulty_module, "_DecodeOnceReader", VideoReader)
-    plain = label_difficulty(built, base_model, SETTINGS, rows_per_batch=2, generation_kwargs=letters_only, show_progress=False)
+    plain = label_difficulty(
+        built, base_model, SETTINGS, rows_per_batch=2, generation_kwargs=letters_only, show_progress=False
+    )
     assert len(decodes) == 20  # 5 questions x 4 rollouts
     assert _predictions(plain) == _predictions(uninterrupted(2)[1])  # the reference decoded once per chunk
     monkeypatch.setattr(difficulty_module, "_DecodeOnceReader", decode_once)
     decodes.clear()
     rows = [r for r in pq.read_table(built / "data/train/metadata.parquet").to_pylist() if r["video_id"] == "long_a"]
-    records = difficulty_module._run_rollouts(base_model, str(built), "train", rows, SETTINGS, {"do_sample": True, **letters_only})
-    assert [r["id"] for r in records] == ["a-0", "a-1"] and decodes == [decodes[0]]  # 2 questions x 4 rollouts: 1 decode
+    records = difficulty_module._run_rollouts(
+        base_model, str(built), "train", rows, SETTINGS, {"do_sample": True, **letters_only}
+    )
+    assert [r["id"] for r in records] == ["a-0", "a-1"] and decodes == [
+        decodes[0]
+    ]  # 2 questions x 4 rollouts: 1 decode
 
 
 def test_unparsable_answers_are_counted_reported_and_warned_about(built, base_model, caplog):
@@ -180,14 +196,18 @@ def test_labelled_rows_are_skipped_unless_overwrite(built, base_model, letters_o
     again = label_difficulty(built, base_model, SETTINGS, generation_kwargs=letters_only, show_progress=False)
     assert again.skipped_already_labelled == 5 and again.computed == 0 and again.labelled == 0
     other = DifficultySettings(model="tiny-qwen2_5_vl", num_rollouts=2, num_key_frames=2, seed=3)
-    relabel = label_difficulty(built, base_model, other, overwrite=True, rows_per_batch=2, generation_kwargs=letters_only, show_progress=False)
+    relabel = label_difficulty(
+        built, base_model, other, overwrite=True, rows_per_batch=2, generation_kwargs=letters_only, show_progress=False
+    )
     assert relabel.computed == 5 and relabel.cache_path != again.cache_path  # other settings: other cache
     assert set(_pass_rates(built).values()) <= {0.0, 0.5, 1.0}
 
 
 def test_a_video_that_fails_at_labelling_time_is_reported_and_left_unlabelled(built, base_model, letters_only):
     (built / "data/train/videos/long_b.mp4").write_bytes(b"damaged after the build")
-    report = label_difficulty(built, base_model, SETTINGS, rows_per_batch=2, generation_kwargs=letters_only, show_progress=False)
+    report = label_difficulty(
+        built, base_model, SETTINGS, rows_per_batch=2, generation_kwargs=letters_only, show_progress=False
+    )
     assert sorted(f["id"] for f in report.failed) == ["b-0", "b-1"] and report.labelled == 3
     rates = _pass_rates(built)
     assert rates["b-0"] is None and rates["b-1"] is None and rates["a-0"] is not None
@@ -203,7 +223,9 @@ def test_a_filter_run_during_labelling_is_not_undone(built, base_model, letters_
             filter_dataset(built, FilterCriteria(min_duration=50))  # drops b-0, b-1, c-0 and their videos
 
     monkeypatch.setattr(RolloutCache, "append", filter_after_the_rollouts)
-    report = label_difficulty(built, base_model, SETTINGS, rows_per_batch=2, generation_kwargs=letters_only, show_progress=False)
+    report = label_difficulty(
+        built, base_model, SETTINGS, rows_per_batch=2, generation_kwargs=letters_only, show_progress=False
+    )
     assert sorted(_pass_rates(built)) == ["a-0", "a-1"] and None not in _pass_rates(built).values()
     assert report.labelled == 2
     steps = [s["step"] for s in json.loads((built / ".msjoe/provenance.json").read_text())["steps"]]
@@ -211,11 +233,31 @@ def test_a_filter_run_during_labelling_is_not_undone(built, base_model, letters_
 
 
 def test_a_second_run_with_the_same_settings_is_refused_while_one_runs(built, base_model):
-    from filelock import FileLock
-
+    """The other run is another process holding the cache's lock (as it would be: a second job on the folder)."""
     cache_path = built / ".msjoe/difficulty" / SETTINGS.cache_name()
-    with FileLock(f"{cache_path}.lock"), pytest.raises(TimeoutError, match="Another label-difficulty run with the same settings"):
-        label_difficulty(built, base_model, SETTINGS, show_progress=False)
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, f"{cache_path}.lock"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(TimeoutError, match="Another label-difficulty run with the same settings"):
+            label_difficulty(built, base_model, SETTINGS, show_progress=False)
+    finally:
+        holder.stdin.close()  # the holder releases and exits
+        holder.wait(timeout=30)
+
+
+_LOCK_HOLDER = """
+import sys
+from filelock import FileLock
+with FileLock(sys.argv[1]):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
 
 
 def test_settings_are_validated():

@@ -62,7 +62,9 @@ def test_max_pass_rate_needs_labels_or_a_policy(built):
     assert _ids(built) == ["a-0", "a-1", "b-0", "b-1"]  # unchanged
     report = filter_dataset(built, FilterCriteria(max_pass_rate=0.9, unlabelled="keep"))
     assert _ids(built) == ["a-1", "b-0", "b-1"] and _ids(built, "validation") == ["c-0"]
-    assert report.dropped_rows == [{"split": "train", "id": "a-0", "video_id": "long_a", "reasons": ["too_easy: pass_rate 1 > 0.9"]}]
+    assert report.dropped_rows == [
+        {"split": "train", "id": "a-0", "video_id": "long_a", "reasons": ["too_easy: pass_rate 1 > 0.9"]}
+    ]
     assert report.deleted_videos == []  # long_a still has a-1
 
 

@@ -70,7 +70,9 @@ def test_loading_a_broken_folder_names_the_problem(built):
 def test_check_features_names_each_mismatch():
     wrong = Features({k: v for k, v in LONGVIDEO_QA_FEATURES.items() if k != "pass_rate"})
     wrong["answer"] = Value("int64")
-    with pytest.raises(ValueError, match=r"column 'answer' is Value\('int64'\), expected Value\('string'\); missing column 'pass_rate'"):
+    with pytest.raises(
+        ValueError, match=r"column 'answer' is Value\('int64'\), expected Value\('string'\); missing column 'pass_rate'"
+    ):
         check_features(wrong)
 
 
@@ -93,7 +95,11 @@ def test_push_uploads_the_folder_as_a_dataset_repo(built, monkeypatch):
     push_longvideo_qa(built, "me/longvideo-qa", token="hf_fake", private=True)
     assert calls["create"] == ("me/longvideo-qa", {"repo_type": "dataset", "private": True, "exist_ok": True})
     upload = calls["upload"]
-    assert upload["repo_id"] == "me/longvideo-qa" and upload["repo_type"] == "dataset" and upload["folder_path"] == str(built)
+    assert (
+        upload["repo_id"] == "me/longvideo-qa"
+        and upload["repo_type"] == "dataset"
+        and upload["folder_path"] == str(built)
+    )
     assert upload["ignore_patterns"] == PUSH_IGNORE_PATTERNS
     # the filter upload_folder applies
     from huggingface_hub.utils import filter_repo_objects

@@ -20,19 +20,43 @@ def test_jsonl_records_carry_their_line(tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("qa.jsonl", '{"question": "q1"}\n{"question": "q2", }\n{"question": "q3"}\n', r"qa.jsonl line 2: not valid JSON"),
+        (
+            "qa.jsonl",
+            '{"question": "q1"}\n{"question": "q2", }\n{"question": "q3"}\n',
+            r"qa.jsonl line 2: not valid JSON",
+        ),
         ("qa.jsonl", '{"question": "q1"}\n["not", "an", "object"]\n', r"line 2: expected a JSON object, got list"),
-        ("qa.json", '[\n  {"question": "q1"},\n  {"question": "q2"\n  }\n  {"question": "q3"}\n]\n', r"qa.json line 5: not valid JSON"),
+        (
+            "qa.json",
+            '[\n  {"question": "q1"},\n  {"question": "q2"\n  }\n  {"question": "q3"}\n]\n',
+            r"qa.json line 5: not valid JSON",
+        ),
         ("qa.json", json.dumps({"question": "q1"}), "must hold a list of objects"),
         (
             "qa.csv",
             'video,question,options,answer\na.mp4,q1,"[""x"", ""y""]",A\nb.mp4,q2, with a comma,"[""x""]",A\n',
             r"line 3: 5 fields but the header has 4",
         ),
-        ("qa.csv", 'video,question,options,answer\na.mp4,q1,"[""x""]",A\nb.mp4,"q2 never closed,x,A\n', r"line \d+: not valid CSV"),
-        ("qa.csv", "video,question,options,answer\na.mp4,q1,red|blue,A\n", r"line 2: the options cell must be a JSON list"),
+        (
+            "qa.csv",
+            'video,question,options,answer\na.mp4,q1,"[""x""]",A\nb.mp4,"q2 never closed,x,A\n',
+            r"line \d+: not valid CSV",
+        ),
+        (
+            "qa.csv",
+            "video,question,options,answer\na.mp4,q1,red|blue,A\n",
+            r"line 2: the options cell must be a JSON list",
+        ),
     ],
-    ids=["jsonl-bad-json", "jsonl-not-object", "json-bad-json", "json-not-list", "csv-field-count", "csv-open-quote", "csv-options-not-json"],
+    ids=[
+        "jsonl-bad-json",
+        "jsonl-not-object",
+        "json-bad-json",
+        "json-not-list",
+        "csv-field-count",
+        "csv-open-quote",
+        "csv-options-not-json",
+    ],
 )
 def test_a_broken_question_file_is_an_error_naming_the_line(tmp_path, name, content, message):
     path = tmp_path / name
@@ -43,15 +67,18 @@ def test_a_broken_question_file_is_an_error_naming_the_line(tmp_path, name, cont
 
 def test_csv_options_as_json_list_or_numbered_columns(tmp_path):
     path = tmp_path / "qa.csv"
-    path.write_text(
-        'video,question,options,answer,pass_rate\n'
-        'a.mp4,"Which, exactly?","[""red"", ""blue""]",A,0.25\n'
-    )
+    path.write_text('video,question,options,answer,pass_rate\na.mp4,"Which, exactly?","[""red"", ""blue""]",A,0.25\n')
     numbered = tmp_path / "numbered.csv"
     numbered.write_text("video,question,option0,option1,option2,answer\na.mp4,Which?,red,blue,,B\n")
     (record,) = read_qa_file(path)
     assert record.location == "qa.csv:2"
-    assert record.fields == {"video": "a.mp4", "question": "Which, exactly?", "options": ["red", "blue"], "answer": "A", "pass_rate": 0.25}
+    assert record.fields == {
+        "video": "a.mp4",
+        "question": "Which, exactly?",
+        "options": ["red", "blue"],
+        "answer": "A",
+        "pass_rate": 0.25,
+    }
     (record,) = read_qa_file(numbered)
     assert record.fields["options"] == ["red", "blue"]
 

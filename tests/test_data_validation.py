@@ -109,7 +109,9 @@ def test_several_problems_of_one_row_are_all_reported(rows, videos):
 
 
 def test_option_count_limits_are_configurable(rows, videos):
-    result = validate_records(_records(rows), videos, ValidationOptions(min_options=3, max_options=3), show_progress=False)
+    result = validate_records(
+        _records(rows), videos, ValidationOptions(min_options=3, max_options=3), show_progress=False
+    )
     assert sorted(r["id"] for r in result.rows) == ["a-1", "c-0"]
     assert set(result.reason_counts()) == {"option_count"}
 
@@ -127,7 +129,13 @@ def test_duplicate_ids_keep_the_first_and_name_it(rows, videos):
     [
         ({"id": "a-0"}, {"id": "a-0", "row": 2}, {"id": "a-0", "row": 3}, "duplicate_id", "qa.jsonl:2"),
         ({"id": "a-0"}, {"id": "a-0-copy"}, {"id": "a-0-again"}, "duplicate_question", "qa.jsonl:2"),
-        ({"video": "long_b.mp4", "video_id": "long_a"}, {}, {"row": 2, "video_id": "long_a"}, "video_id_conflict", "'long_a.mp4'"),
+        (
+            {"video": "long_b.mp4", "video_id": "long_a"},
+            {},
+            {"row": 2, "video_id": "long_a"},
+            "video_id_conflict",
+            "'long_a.mp4'",
+        ),
     ],
 )
 def test_the_first_valid_copy_is_kept_when_an_earlier_one_is_rejected(rows, videos, first, second, third, code, named):
@@ -137,7 +145,9 @@ def test_the_first_valid_copy_is_kept_when_an_earlier_one_is_rejected(rows, vide
         edit = dict(edit)
         return {**rows[edit.pop("row", 0)], **edit}
 
-    result = validate_records(_records([{**row(first), "answer": "Z"}, row(second), row(third)]), videos, show_progress=False)
+    result = validate_records(
+        _records([{**row(first), "answer": "Z"}, row(second), row(third)]), videos, show_progress=False
+    )
     assert [r["id"] for r in result.rows] == [row(second)["id"]]
     assert _reasons(result) == {"qa.jsonl:1": ["answer_not_in_options"], "qa.jsonl:3": [code]}
     assert named in result.rejected[1].reasons[0].message
@@ -176,7 +186,9 @@ def test_video_that_opens_but_fails_to_decode_is_caught_by_the_probe(rows, video
     result = validate_records(_records([{**rows[0], "video": "damaged.mp4"}]), videos, show_progress=False)
     assert _reasons(result) == {"qa.jsonl:1": ["undecodable_video"]}
     assert "failed to decode frames" in result.rejected[0].reasons[0].message
-    opened_only = validate_records(_records([{**rows[0], "video": "damaged.mp4"}]), videos, ValidationOptions(probe_frames=0), show_progress=False)
+    opened_only = validate_records(
+        _records([{**rows[0], "video": "damaged.mp4"}]), videos, ValidationOptions(probe_frames=0), show_progress=False
+    )
     assert opened_only.rejected == []  # why the decode probe exists
 
 
@@ -188,7 +200,9 @@ def test_truncated_video_is_caught_by_the_duration_probe(rows, videos, tmp_path)
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(videos / "long_a.mp4"), "-c", "copy", "-movflags", "+faststart", str(faststart)], check=True)  # fmt: skip
     data = faststart.read_bytes()
     (videos / "cut.mp4").write_bytes(data[: int(len(data) * 0.4)])
-    result = validate_records(_records([{**rows[0], "video": "cut.mp4", "duration_seconds": 60}]), videos, show_progress=False)
+    result = validate_records(
+        _records([{**rows[0], "video": "cut.mp4", "duration_seconds": 60}]), videos, show_progress=False
+    )
     assert _reasons(result) == {"qa.jsonl:1": ["duration_mismatch"]}
     assert "the row says 60s but the file lasts" in result.rejected[0].reasons[0].message
 

@@ -16,6 +16,9 @@ def test_readme_has_exactly_two_fresh_machine_commands():
     block = readme.split("<!-- fresh-machine -->")[1]
     fenced = block.split("```")[1].splitlines()[1:]  # drop the language tag line
     commands = [line for line in fenced if line.strip() and not line.startswith("#")]
-    assert commands == ["scripts/setup.sh && .venv/bin/msjoe demo", "scripts/setup.sh dev && .venv/bin/python -m pytest"]
+    assert commands == [
+        "scripts/setup.sh && .venv/bin/msjoe demo",
+        "scripts/setup.sh dev && .venv/bin/python -m pytest",
+    ]
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1] in ci

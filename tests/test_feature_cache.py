@@ -21,7 +21,6 @@ from transformers_msjoe.feature_cache import (
     ENV_DISABLE,
     MSJoEFeatureCache,
     default_feature_cache,
-    fingerprint_video,
     resolve_feature_cache,
 )
 from transformers_msjoe.frame_features import candidate_feature_settings, extract_candidate_features
@@ -38,7 +37,9 @@ def scorer(tiny_clip_dir) -> MSJoECLIPScorer:
 
 
 def _features(video, scorer, cache, **kwargs):
-    return extract_candidate_features(open_video(video), scorer, candidate_fps=1.0, max_candidate_frames=1024, cache=cache, **kwargs)
+    return extract_candidate_features(
+        open_video(video), scorer, candidate_fps=1.0, max_candidate_frames=1024, cache=cache, **kwargs
+    )
 
 
 def _run_python(code: str, *args: str, **popen_kwargs) -> subprocess.Popen:
@@ -46,45 +47,89 @@ def _run_python(code: str, *args: str, **popen_kwargs) -> subprocess.Popen:
 
 
 # ------------------------------------------------------------------------------------------ keys
-def test_fingerprint_is_content_not_path(short_video, tmp_path):
-    copy = tmp_path / "elsewhere.mp4"
-    shutil.copy(short_video, copy)
-    assert fingerprint_video(short_video) == fingerprint_video(copy) == fingerprint_video(Path(short_video).read_bytes())
-    assert fingerprint_video(short_video).startswith("sha256:")  # small files are hashed whole
-
-
-def test_sampled_fingerprint_of_large_files(tmp_path):
-    """> 16 MiB: size + head + tail + 32 sampled blocks. A same-size edit in an unsampled byte is the documented
-    blind spot that `fingerprint="full"` closes; edits in the head/tail (container index) are always seen."""
-    data = bytearray(os.urandom(20 * 2**20))
-    path = tmp_path / "big.mp4"
-    path.write_bytes(bytes(data))
-    base = fingerprint_video(path)
-    assert base.startswith("sampled1:")
-    for offset, seen in ((10, True), (len(data) - 10, True), (2**20 + 70 * 2**10, False)):
-        edited = bytearray(data)
-        edited[offset] ^= 0xFF
-        path.write_bytes(bytes(edited))
-        assert (fingerprint_video(path) != base) is seen, offset
-        assert fingerprint_video(path, "full") != fingerprint_video(bytes(data), "full")
-    path.write_bytes(bytes(data) + b"\0")
-    assert fingerprint_video(path) != base  # any change of size
-
-
 def test_key_changes_with_clip_fps_cap_seek_mode(scorer, tiny_clip_dir):
     base = candidate_feature_settings(scorer, 1.0, 1024, "exact")
     variants = [
         candidate_feature_settings(scorer, 2.0, 1024, "exact"),
         candidate_feature_settings(scorer, 1.0, 512, "exact"),
         candidate_feature_settings(scorer, 1.0, 1024, "approximate"),
-        candidate_feature_settings(MSJoECLIPScorer.from_identity(tiny_clip_dir, dtype=torch.float16), 1.0, 1024, "exact"),
+        candidate_feature_settings(
+            MSJoECLIPScorer.from_identity(tiny_clip_dir, dtype=torch.float16), 1.0, 1024, "exact"
+        ),
         {**base, "clip": {**base["clip"], "pretrained": "laion2b"}},
         {**base, "clip": {**base["clip"], "image_size": [96, 96]}},
     ]
     key = MSJoEFeatureCache.entry_key("sha256:v", base)
     assert key == MSJoEFeatureCache.entry_key("sha256:v", dict(reversed(list(base.items()))))  # order-free
-    keys = {MSJoEFeatureCache.entry_key("sha256:v", v) for v in variants} | {MSJoEFeatureCache.entry_key("sha256:w", base)}
+    keys = {MSJoEFeatureCache.entry_key("sha256:v", v) for v in variants} | {
+        MSJoEFeatureCache.entry_key("sha256:w", base)
+    }
     assert len(keys) == len(variants) + 1 and key not in keys
+
+
+def _weights(scorer: MSJoECLIPScorer) -> str:
+    return scorer.identity()["weights"]
+
+
+def test_random_weights_are_keyed_by_their_values(tiny_clip_builtin, tiny_clip_dir, tmp_path):
+    """Random weights (a built-in name with pretrained=None, or a `local-dir:` folder with a config and no weights)
+    differ per process, so they must not share entries; the same seed gives the same weights and the same key."""
+    name, _ = tiny_clip_builtin
+    config_only = tmp_path / "config-only"
+    config_only.mkdir()
+    shutil.copy(os.path.join(tiny_clip_dir, "open_clip_config.json"), config_only)
+    for make in (lambda: MSJoECLIPScorer(name, None), lambda: MSJoECLIPScorer(f"local-dir:{config_only}", None)):
+        first, second = make(), make()
+        assert not torch.equal(first.model.visual.proj, second.model.visual.proj)  # truly different inits
+        assert _weights(first) != _weights(second) and _weights(first).startswith("sha256:")
+        torch.manual_seed(3)
+        seeded = make()
+        torch.manual_seed(3)
+        assert _weights(make()) == _weights(seeded)
+
+
+def test_local_weights_are_keyed_by_content_not_path(tiny_clip_builtin, tiny_clip_dir, tmp_path):
+    """A local folder or weights file re-saved in place gets a new key; a scorer keeps the identity of the weights
+    it loaded, even when asked after the file changed; the same weights in a file or a folder name the same content."""
+    from transformers_msjoe.tiny_models import save_tiny_clip
+
+    name, weights_file = tiny_clip_builtin
+    folder = tmp_path / "clip"
+    shutil.copytree(tiny_clip_dir, folder)
+    before = MSJoECLIPScorer.from_identity(str(folder))
+    save_tiny_clip(folder, seed=1)  # re-saved in place: same path, other weights
+    after = MSJoECLIPScorer.from_identity(str(folder))
+    assert before.identity()["model_name"] == after.identity()["model_name"]  # the path alone cannot tell them apart
+    assert _weights(before) != _weights(after)
+    assert _weights(before) == _weights(MSJoECLIPScorer.from_identity(tiny_clip_dir))  # loaded before the re-save
+    from_file = MSJoECLIPScorer(name, weights_file)
+    assert _weights(from_file) == _weights(before)  # identical weights, whether from a file or a folder
+    shutil.copy(folder / "open_clip_model.safetensors", weights_file)
+    try:
+        assert _weights(MSJoECLIPScorer(name, weights_file)) == _weights(after) != _weights(from_file)
+    finally:
+        shutil.copy(os.path.join(tiny_clip_dir, "open_clip_model.safetensors"), weights_file)
+
+
+def test_hub_repos_are_keyed_by_commit_and_tags_by_name(tiny_clip_dir, tmp_path, monkeypatch, caplog):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # read once at import: no network try per lookup
+    repo = tmp_path / "models--org--tiny-clip"
+    shutil.copytree(tiny_clip_dir, repo / "snapshots" / ("a" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    hub = MSJoECLIPScorer("hf-hub:org/tiny-clip", None)
+    assert _weights(hub) == "hf-hub-commit:" + "a" * 40
+    fallback = MSJoECLIPScorer("hf-hub:org/tiny-clip", None)
+    (repo / "refs" / "main").write_text("b" * 40)  # the cache no longer resolves a commit for the repo
+    with caplog.at_level(logging.INFO):
+        assert _weights(fallback) == _weights(MSJoECLIPScorer.from_identity(tiny_clip_dir))  # by value instead
+    assert any("No cached commit found for hf-hub:org/tiny-clip" in r.getMessage() for r in caplog.records)
+    tagged = MSJoECLIPScorer.from_identity(tiny_clip_dir)
+    tagged.model_name, tagged.pretrained = "ViT-B-32", "openai"  # the branch for published tags, without a download
+    assert _weights(tagged) == "tag:openai"
 
 
 # ------------------------------------------------------------------------------------------ round trip & faults
@@ -93,10 +138,22 @@ def test_save_load_round_trip(tmp_path):
     timestamps, embeddings = torch.arange(5, dtype=torch.float64) + 0.5, torch.randn(5, 8)
     assert cache.load(KEY, settings=SETTINGS) is None
     path = cache.save(KEY, timestamps, embeddings, settings=SETTINGS, fingerprint="sha256:x", video_label="v.mp4")
-    assert path == os.path.join(str(tmp_path), KEY[:2], KEY + ".safetensors") and oct(os.stat(path).st_mode)[-3:] == "644"
+    assert path == os.path.join(str(tmp_path), KEY[:2], KEY + ".safetensors")
     entry = cache.load(KEY, settings=SETTINGS, embed_dim=8)
     assert torch.equal(entry.timestamps, timestamps) and torch.equal(entry.embeddings, embeddings)
     assert entry.metadata["video"] == "v.mp4"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_entries_follow_the_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        path = MSJoEFeatureCache(tmp_path).save(
+            KEY, torch.arange(2.0), torch.randn(2, 4), settings=SETTINGS, fingerprint="sha256:x"
+        )
+    finally:
+        os.umask(previous)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_second_call_is_a_hit_with_identical_features(short_video, scorer, tmp_path):
@@ -104,7 +161,23 @@ def test_second_call_is_a_hit_with_identical_features(short_video, scorer, tmp_p
     first, second = _features(short_video, scorer, cache), _features(short_video, scorer, cache)
     assert (first.cache_status, second.cache_status) == ("miss", "hit")
     assert torch.equal(first.embeddings, second.embeddings) and torch.equal(first.timestamps, second.timestamps)
-    assert second.timings["candidate_decode"] == second.timings["clip_encode"] == 0.0 and second.timings["feature_cache"] > 0
+    assert (
+        second.timings["candidate_decode"] == second.timings["clip_encode"] == second.timings["candidate_plan"] == 0.0
+    )
+    assert second.timings["feature_cache"] > 0 and first.planned_candidates == second.planned_candidates == 120
+
+
+def test_approximate_hit_keeps_the_error_and_the_planned_count(needle_video, scorer, tmp_path):
+    cache = MSJoEFeatureCache(tmp_path)
+    miss = _features(needle_video, scorer, cache, seek_mode="approximate")
+    hit = _features(needle_video, scorer, cache, seek_mode="approximate")
+    assert (miss.cache_status, hit.cache_status) == ("miss", "hit") and set(hit.timestamp_error) == {
+        "mean_seconds",
+        "max_seconds",
+    }
+    assert hit.timestamp_error == miss.timestamp_error and hit.planned_candidates == miss.planned_candidates >= len(
+        hit.timestamps
+    )
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip_tensor_byte", "wrong_entry", "garbage"])
@@ -224,11 +297,68 @@ def test_replaced_video_is_not_served_stale_features(tmp_path, scorer):
     assert cache.report().num_entries == 2
 
 
+def _render(path: Path, colour: str) -> Path:
+    return Path(
+        make_synthetic_video(path, duration_seconds=30.0, fps=2.0, events=[PlantedEvent(5, 10, colour)], relative=False)
+    )
+
+
+@pytest.mark.parametrize(
+    ("when", "change"),
+    [
+        ("before_lookup", "replace"),
+        ("before_lookup", "touch"),
+        ("while_encoding", "replace"),
+        ("while_encoding", "rewrite"),
+    ],
+)
+def test_file_changed_after_opening_is_not_cached(tmp_path, scorer, caplog, monkeypatch, when, change):
+    """The reader opened the old file; if the path changes before the fingerprint or while the candidates are
+    decoded and encoded, the old frames' features must not be stored under the new content's key (nor the new
+    content's entry served). A rewrite in place before decoding would break the open decoder itself: not tested."""
+    path, cache = _render(tmp_path / "talk.mp4", "red"), MSJoEFeatureCache(tmp_path / "cache")
+    replacement = _render(tmp_path / "new.mp4", "blue")
+
+    def swap() -> None:
+        if change == "replace":
+            os.replace(replacement, path)
+        elif change == "rewrite":  # same inode, new bytes and mtime
+            path.write_bytes(replacement.read_bytes())
+        else:  # same bytes, a new mtime: counted as a change (stat cannot tell an edit from a touch)
+            os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+
+    reader = open_video(path)
+    if when == "before_lookup":
+        swap()
+    else:
+        encode = scorer.encode_frames
+
+        def encode_then_swap(frames):
+            if path.exists() and replacement.exists():
+                swap()
+                replacement.unlink(missing_ok=True)
+            return encode(frames)
+
+        monkeypatch.setattr(scorer, "encode_frames", encode_then_swap)
+    with caplog.at_level(logging.WARNING):
+        out = extract_candidate_features(reader, scorer, candidate_fps=1.0, max_candidate_frames=1024, cache=cache)
+    action = "read from" if when == "before_lookup" else "stored in"
+    assert out.cache_status == "uncacheable" and cache.entry_paths() == []
+    assert any(
+        "changed on disk after it was opened" in r.getMessage() and action in r.getMessage() for r in caplog.records
+    )
+    monkeypatch.undo()
+    fresh = _features(path, scorer, cache)  # the new content, opened anew: computed and cached normally
+    assert fresh.cache_status == "miss" and _features(path, scorer, cache).cache_status == "hit"
+
+
 def test_uncacheable_and_unwritable(short_video, scorer, tmp_path, caplog):
     from torchcodec.decoders import VideoDecoder
 
     cache = MSJoEFeatureCache(tmp_path / "c")
-    bare = extract_candidate_features(open_video(VideoDecoder(short_video)), scorer, candidate_fps=1.0, max_candidate_frames=8, cache=cache)
+    bare = extract_candidate_features(
+        open_video(VideoDecoder(short_video)), scorer, candidate_fps=1.0, max_candidate_frames=8, cache=cache
+    )
     assert bare.cache_status == "uncacheable" and cache.entry_paths() == []
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -308,13 +438,16 @@ def test_answer_in_approximate_mode(tiny_msjoe, needle_video, tmp_path):
     assert out.feature_cache == "miss"
 
 
-def test_stage_timings_add_up_to_the_wall_time(tiny_msjoe, short_video, tmp_path):
-    """Every second of `answer()` is in a named stage (the first call's CLIP load included), so `total` is real."""
-    model = tiny_msjoe()
+@pytest.mark.parametrize("seek_mode", ["exact", "approximate"])
+def test_stage_timings_add_up_to_the_wall_time(tiny_msjoe, short_video, tmp_path, seek_mode):
+    """Every second of `answer()` is in a named stage (the first call's CLIP load and weights fingerprint, and the
+    approximate mode's key-frame scan included), so `total` is real."""
+    model = tiny_msjoe(candidate_seek_mode=seek_mode)
     model.set_feature_cache(tmp_path)
     for first in (True, False):
         start = time.perf_counter()
         out = model.answer(short_video, "What is shown?", ["A. red", "B. blue"], queries=["a red square"])
         wall = time.perf_counter() - start
         assert ("clip_load" in out.timings) is first and out.feature_cache == ("miss" if first else "hit")
+        assert (out.timings["candidate_plan"] > 0) is first, out.timings
         assert abs(wall - out.timings["total"]) < 0.05 * wall + 0.05, (wall, out.timings)

@@ -38,8 +38,11 @@ def test_exact_features_match_direct_encoding(short_video, scorer):
     assert candidate_decode_size(120, 160, scorer.decode_size(120, 160)) is None  # small: decoded natively
     direct = scorer.encode_frames(reader.frames_at(planned[:5]))  # (5, D)
     assert torch.allclose(features.embeddings[:5], direct, atol=1e-5)
-    assert set(features.timings) == {"candidate_decode", "clip_encode"} and features.cache_status == "off"
-    assert features.seek_mode == "exact" and features.timestamp_error == {}
+    assert (
+        set(features.timings) == {"candidate_plan", "candidate_decode", "clip_encode"}
+        and features.cache_status == "off"
+    )
+    assert features.seek_mode == "exact" and features.timestamp_error == {} and features.planned_candidates == 120
 
 
 def test_batches_are_bounded_and_batch_size_does_not_change_features(short_video, scorer, monkeypatch):
@@ -50,9 +53,13 @@ def test_batches_are_bounded_and_batch_size_does_not_change_features(short_video
         seen.append(len(frames))
         return encode(frames)
 
-    reference = extract_candidate_features(open_video(short_video), scorer, candidate_fps=1.0, max_candidate_frames=1024)
+    reference = extract_candidate_features(
+        open_video(short_video), scorer, candidate_fps=1.0, max_candidate_frames=1024
+    )
     monkeypatch.setattr(scorer, "encode_frames", spy)
-    small = extract_candidate_features(open_video(short_video), scorer, candidate_fps=1.0, max_candidate_frames=1024, batch_size=7)
+    small = extract_candidate_features(
+        open_video(short_video), scorer, candidate_fps=1.0, max_candidate_frames=1024, batch_size=7
+    )
     assert max(seen) == 7 and sum(seen) == 120  # never more than one batch of frames in memory
     assert torch.allclose(small.embeddings, reference.embeddings, atol=1e-5)
 
@@ -67,10 +74,14 @@ def test_approximate_mode_uses_key_frames_and_reports_error(gop_video, scorer):
     plan = plan_candidates(reader, 1.0, 1024, "approximate")
     keys = reader.key_frame_timestamps()  # 0, 10, ..., 50 s
     assert torch.equal(plan.timestamps, keys) and len(plan.planned) == 60
-    features = extract_candidate_features(reader, scorer, candidate_fps=1.0, max_candidate_frames=1024, seek_mode="approximate")
+    features = extract_candidate_features(
+        reader, scorer, candidate_fps=1.0, max_candidate_frames=1024, seek_mode="approximate"
+    )
     assert torch.equal(features.timestamps, keys) and features.seek_mode == "approximate"
+    assert set(features.timestamp_error) == {"mean_seconds", "max_seconds"}  # seconds only; the count is apart
     assert features.timestamp_error["mean_seconds"] == pytest.approx(float(plan.error_seconds.mean()))
     assert features.timestamp_error["max_seconds"] == pytest.approx(9.5)  # 59.5 s -> last key frame at 50 s
+    assert features.planned_candidates == plan.planned_candidates == 60 and len(features.timestamps) == 6
     assert torch.allclose(features.embeddings, scorer.encode_frames(reader.frames_at(keys)), atol=1e-5)
     assert torch.equal(plan_video_candidates(reader, 1.0, 1024, "approximate"), keys)
 
@@ -78,7 +89,11 @@ def test_approximate_mode_uses_key_frames_and_reports_error(gop_video, scorer):
 def test_approximate_mode_errors(short_video, scorer):
     with pytest.raises(VideoDecodeError, match="bare torchcodec decoder"):
         extract_candidate_features(
-            open_video(VideoDecoder(short_video)), scorer, candidate_fps=1.0, max_candidate_frames=8, seek_mode="approximate"
+            open_video(VideoDecoder(short_video)),
+            scorer,
+            candidate_fps=1.0,
+            max_candidate_frames=8,
+            seek_mode="approximate",
         )
     with pytest.raises(ValueError, match="'exact' or 'approximate'"):
         plan_candidates(open_video(short_video), 1.0, 8, "nearest")

@@ -1,14 +1,20 @@
-"""`MSJoEGRPOConfig`: documented fields (docstring == --help), validation, overrides, and the TRL default shim."""
+"""`MSJoEGRPOConfig`: documented fields (docstring == --help), validation, refused settings, loss types tracking
+TRL, the example YAML configs, and the TRL default shim."""
 
 import dataclasses
+import importlib.util
+import inspect
+import os
 import re
 import warnings
 
 import pytest
-from trl import GRPOConfig
+import yaml
+from trl import GRPOConfig, GRPOTrainer
 
-from transformers_msjoe.grpo_config import MSJoEGRPOConfig, field_help_from_docstring
+from transformers_msjoe.grpo_config import LOSS_AGGREGATION, MSJoEGRPOConfig, field_help_from_docstring
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = dict(output_dir="unused-out", use_cpu=True, report_to="none")
 
 
@@ -42,7 +48,11 @@ def test_defaults_follow_the_paper():
 
 def test_overrides_only_what_is_set():
     args = MSJoEGRPOConfig(**BASE, num_key_frames=64, key_frame_max_pixels=1000, answer_max_new_tokens=16)
-    assert args.model_config_overrides() == {"num_key_frames": 64, "key_frame_max_pixels": 1000, "answer_max_new_tokens": 16}
+    assert args.model_config_overrides() == {
+        "num_key_frames": 64,
+        "key_frame_max_pixels": 1000,
+        "answer_max_new_tokens": 16,
+    }
 
 
 @pytest.mark.parametrize(
@@ -63,9 +73,10 @@ def test_bad_values_name_the_field(kwargs, message):
         MSJoEGRPOConfig(**BASE, **kwargs)
 
 
-def test_trl_still_sets_deprecated_gradient_checkpointing():
-    """Drift test for the shim in MSJoEGRPOConfig: TRL 1.16's GRPOConfig still defaults `gradient_checkpointing=True`,
-    which makes transformers warn. When this fails, upstream is fixed: drop the two overridden fields."""
+def test_compat_trl_still_sets_deprecated_gradient_checkpointing():
+    """Drift test for `_compat.grpo_checkpointing_field`: TRL 1.16's GRPOConfig still defaults
+    `gradient_checkpointing=True`, which makes transformers warn. When this fails, upstream is fixed: drop the two
+    fields MSJoEGRPOConfig declares with it."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         GRPOConfig(**BASE)
@@ -74,3 +85,88 @@ def test_trl_still_sets_deprecated_gradient_checkpointing():
         warnings.simplefilter("error", FutureWarning)
         args = MSJoEGRPOConfig(**BASE)  # ours does not warn and keeps TRL's default (checkpointing on)
     assert args.activation_checkpointing is True and args.gradient_checkpointing is True
+    fields = {f.name: f for f in dataclasses.fields(MSJoEGRPOConfig)}
+    assert (
+        fields["activation_checkpointing"].metadata["help"]
+        == GRPOConfig.__dataclass_fields__["activation_checkpointing"].metadata["help"]
+    )
+
+
+# ---------------------------------------------------------------------------------------------- loss types
+def _trl_loss_types() -> set[str]:
+    """Every loss type TRL's installed `_compute_loss` branches on (`self.loss_type == "x"` / `in ["x", ...]`)."""
+    source = inspect.getsource(GRPOTrainer._compute_loss)
+    found = set(re.findall(r'self\.loss_type == "(\w+)"', source))
+    for group in re.findall(r"self\.loss_type in \[([^\]]*)\]", source):
+        found |= set(re.findall(r'"(\w+)"', group))
+    return found
+
+
+def test_loss_types_track_trl():
+    """LOSS_AGGREGATION (how the trainer combines its per-turn TRL loss calls) knows exactly TRL's loss types; when
+    TRL adds or removes one, this fails: classify the new type by how TRL's `_compute_loss` normalises it."""
+    assert set(LOSS_AGGREGATION) == _trl_loss_types()
+    documented = re.search(
+        r"Supported values are ([^.]*)\.", GRPOConfig.__dataclass_fields__["loss_type"].metadata["help"]
+    )
+    assert set(re.findall(r"'(\w+)'", documented.group(1))) == set(LOSS_AGGREGATION)
+
+
+def test_unknown_loss_type_is_refused():
+    with pytest.raises(ValueError, match=r"`loss_type` must be one of .*'grpo'.*got 'ppo'"):
+        MSJoEGRPOConfig(**BASE, loss_type="ppo")
+    assert MSJoEGRPOConfig(**BASE, loss_type="dr_grpo").loss_type == "dr_grpo"
+
+
+# ---------------------------------------------------------------------------------------------- refused settings
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(use_transformers_continuous_batching=True),
+        dict(mask_truncated_completions=True),
+        dict(chat_template_kwargs={"enable_thinking": False}),
+        dict(num_generations_eval=4),
+        dict(multi_objective_aggregation="normalize_then_sum"),
+        dict(cast_lm_head_to_fp32=True),
+        dict(ds3_gather_for_generation=False),
+        dict(ddp_find_unused_parameters=True),
+        dict(pad_to_multiple_of=8),
+        dict(max_tool_calling_iterations=2),
+        dict(trust_remote_code=True),
+    ],
+    ids=lambda kwargs: next(iter(kwargs)),
+)
+def test_settings_the_rollout_would_ignore_are_refused(kwargs):
+    ((name, value),) = kwargs.items()
+    with pytest.raises(
+        ValueError, match=rf"`{name}`={re.escape(repr(value))} is not supported by MSJoEGRPOTrainer: .*"
+    ):
+        MSJoEGRPOConfig(**BASE, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- example configs
+def _train_grpo_module():
+    spec = importlib.util.spec_from_file_location("train_grpo_example", os.path.join(ROOT, "examples", "train_grpo.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(ROOT, "examples", "configs"))))
+def test_every_example_config_parses(name):
+    """Each YAML parses with the example's TrlParser (unknown keys are errors) and every key lands in a field."""
+    from trl import ModelConfig, TrlParser
+
+    path = os.path.join(ROOT, "examples", "configs", name)
+    with open(path) as handle:
+        values = yaml.safe_load(handle)
+    # use_cpu: the GPU configs ask for bf16, which a CPU-only machine accepts only when told to run on the CPU
+    extra = ["--use_cpu", "true"] + ([] if "output_dir" in values else ["--output_dir", "unused-out"])
+    parser = TrlParser((_train_grpo_module().MSJoEScriptArguments, MSJoEGRPOConfig, ModelConfig))
+    parsed = parser.parse_args_and_config(args=["--config", path, *extra])
+    assert isinstance(parsed[1], MSJoEGRPOConfig)
+    for key, value in values.items():
+        owners = [p for p in parsed if key in {f.name for f in dataclasses.fields(p)}]
+        assert owners, key
+        expected = [] if (key, value) == ("report_to", "none") else value  # TrainingArguments' normal form
+        assert getattr(owners[0], key) == expected, key

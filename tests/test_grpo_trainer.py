@@ -1,60 +1,24 @@
-"""`MSJoEGRPOTrainer` on tiny random models: what a step changes, the loss arithmetic, frames in the loss,
-resume, evaluation, bad input, and drift tests pinning the TRL 1.16 internals it overrides."""
+"""`MSJoEGRPOTrainer` on tiny random models: what a step changes, the loss arithmetic, frames in the loss, the
+collectives every process runs, checkpoints (resume, best model, final save and push), evaluation, bad input, and
+drift tests pinning the TRL 1.16 / transformers 5.23 internals it overrides or copies."""
 
+import dataclasses
 import inspect
+import json
+import os
 import re
+import textwrap
+import types
 
 import pytest
 import torch
 from datasets import Dataset
 from trl import GRPOTrainer
+from trl.trainer.utils import nanstd
 
 from transformers_msjoe import MSJoEForVideoQA
-from transformers_msjoe.grpo_config import MSJoEGRPOConfig
-from transformers_msjoe.grpo_trainer import TURNS, MSJoEGRPOTrainer
-from transformers_msjoe.loading import load_msjoe_model
-
-TINY = dict(num_key_frames=4, query_max_new_tokens=8, answer_max_new_tokens=4, max_candidate_frames=32, preview_max_pixels=4800)
-
-
-def alternating_reward(completions, **kwargs):
-    """0, 1, 0, 1, ...: every group of 2 generations gets advantages of both signs, so every step has a signal."""
-    return [float(i % 2) for i in range(len(completions))]
-
-
-@pytest.fixture(scope="module")
-def init_dir(tiny_mllm_dir, tiny_clip_dir, tmp_path_factory):
-    """One tiny MSJoE saved as a checkpoint, so every trainer starts from the same weights."""
-    model = MSJoEForVideoQA.from_mllm(tiny_mllm_dir("qwen2_5_vl"), clip=tiny_clip_dir, **TINY)
-    path = tmp_path_factory.mktemp("msjoe-init")
-    model.save_pretrained(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def qa_rows(short_video, needle_video):
-    return {
-        "video": [short_video, needle_video],
-        "question": ["Which box appears first?", "When does the red box appear?"],
-        "options": [["red", "blue", "yellow"], ["A. at 10 s", "B. at 40 s"]],
-        "answer": ["A", "B"],
-        "question_type": ["order", "temporal"],
-        "duration_seconds": [120.0, 60.0],
-        "pass_rate": [0.5, 0.25],
-    }
-
-
-def make_trainer(init_dir, tmp_path, rows, *, reward_funcs=(alternating_reward,), peft_config=None, **overrides):
-    settings = dict(
-        output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_generations=2, max_steps=1, use_cpu=True,
-        report_to="none", save_strategy="no", logging_steps=1, learning_rate=1e-2, sampler_learning_rate=1e-2,
-        loss_type="grpo", activation_checkpointing=False, lr_scheduler_type="constant", seed=0, bf16=False,
-    )  # fmt: skip
-    settings.update(overrides)
-    return MSJoEGRPOTrainer(
-        model=load_msjoe_model(init_dir), args=MSJoEGRPOConfig(**settings), train_dataset=Dataset.from_dict(rows),
-        reward_funcs=list(reward_funcs) if reward_funcs is not None else None, peft_config=peft_config,
-    )  # fmt: skip
+from transformers_msjoe.grpo_rollout import WithVisualInputs
+from transformers_msjoe.grpo_trainer import TRAINING_ARGS_FILE, TURNS, group_advantages
 
 
 def snapshot(module):
@@ -65,42 +29,65 @@ def changed(module, before):
     return {name for name, p in module.named_parameters() if not torch.equal(p.detach(), before[name])}
 
 
+def rows_of(qa_rows, **edits):
+    rows = {k: list(v) for k, v in qa_rows.items()}
+    rows.update(edits)
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------- training steps
-def test_joint_step_changes_mllm_and_sampler(init_dir, qa_rows, tmp_path):
-    trainer = make_trainer(init_dir, tmp_path, qa_rows)
+def test_joint_step_changes_mllm_and_sampler(make_grpo_trainer, grpo_qa_rows, tmp_path):
+    trainer = make_grpo_trainer(weight_decay=0.1, log_completions=True)
     model = trainer.msjoe_model
+    assert model.config.sampler_is_trained is False
     mllm, sampler = snapshot(model.mllm), snapshot(model.sampler)
     trainer.train()
     # every sampler weight moved, except the head's bias: a softmax over frames ignores a shared shift
     assert changed(model.sampler, sampler) >= set(sampler) - {"head.bias"}
     assert any(n.startswith("model.language_model") for n in changed(model.mllm, mllm))
     assert any(n.startswith("model.visual") for n in changed(model.mllm, mllm))  # the answer turn's frames get gradient
-    groups = trainer.optimizer.param_groups
-    sampler_group = [g for g in groups if g.get("msjoe_sampler")]
-    assert len(sampler_group) == 1 and len(sampler_group[0]["params"]) == len(sampler)
+    assert model.config.sampler_is_trained is True  # set at the first optimizer step
+    # the sampler's own groups: weight decay on convolution weights only, not on biases or GroupNorm parameters
+    groups = [g for g in trainer.optimizer.param_groups if g.get("msjoe_sampler")]
+    names = {id(p): n for n, p in model.sampler.named_parameters()}
+    decayed = {names[id(p)] for g in groups if g["weight_decay"] == 0.1 for p in g["params"]}
+    plain = {names[id(p)] for g in groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    assert decayed | plain == set(sampler) and not decayed & plain
+    assert decayed == {n for n in sampler if n.endswith("weight") and ".norm" not in n}
+    assert all(g["lr"] == 1e-2 for g in groups)
     log = trainer.state.log_history[0]
-    for key in ("sampler/weight_entropy", "sampler/selected_spread", "sampler/loss", "mllm/query_parse_failures",
-                "mllm/answer_entropy", "mllm/query_entropy", "rewards/alternating_reward/mean", "data/skipped_rollouts"):  # fmt: skip
+    for key in (
+        "sampler/weight_entropy",
+        "sampler/selected_spread",
+        "sampler/loss",
+        "mllm/query_parse_failures",
+        "mllm/answer_entropy",
+        "mllm/query_entropy",
+        "rewards/alternating_reward/mean",
+        "data/skipped_rollouts",
+    ):
         assert key in log, key
+    # TRL's token count: prompt (with visual tokens) + completion tokens of both turns, > the completions alone
+    assert log["num_tokens"] == trainer.state.num_input_tokens_seen > 4 * (8 + 4)
+    table = Dataset.from_parquet(str(tmp_path / "out" / "completions" / "completions_00001.parquet"))
+    assert len(table) == 4 and "---" in table["completion"][0]  # `log_completions`: both turns per rollout
 
 
 @pytest.mark.parametrize("family", ["qwen3_vl", "llava_onevision"])
-def test_joint_step_trains_other_mllm_families(family, tiny_mllm_dir, tiny_clip_dir, qa_rows, tmp_path):
+def test_joint_step_trains_other_mllm_families(family, grpo_init_dirs, make_grpo_trainer):
     """Any image-text-to-text MLLM: Qwen3-VL (video with timestamps metadata), LLaVA-OneVision (5-D video tensor)."""
-    path = tmp_path / "init"
-    MSJoEForVideoQA.from_mllm(tiny_mllm_dir(family), clip=tiny_clip_dir, **TINY).save_pretrained(path)
-    trainer = make_trainer(str(path), tmp_path, qa_rows)
+    trainer = make_grpo_trainer(init_dir=grpo_init_dirs(family))
     model = trainer.msjoe_model
     mllm, sampler = snapshot(model.mllm), snapshot(model.sampler)
     trainer.train()
     assert changed(model.mllm, mllm) and changed(model.sampler, sampler) >= set(sampler) - {"head.bias"}
 
 
-def test_sampler_pretrain_step_changes_only_the_sampler(init_dir, qa_rows, tmp_path, monkeypatch):
+def test_sampler_pretrain_step_changes_only_the_sampler(make_grpo_trainer, monkeypatch):
     mllm_losses = []
     original = GRPOTrainer._compute_loss
     monkeypatch.setattr(GRPOTrainer, "_compute_loss", lambda self, *a: mllm_losses.append(1) or original(self, *a))
-    trainer = make_trainer(init_dir, tmp_path, qa_rows, reward_funcs=None, training_stage="sampler_pretrain")
+    trainer = make_grpo_trainer(reward_funcs=None, training_stage="sampler_pretrain", shuffle_dataset=False)
     model = trainer.msjoe_model
     mllm, sampler = snapshot(model.mllm), snapshot(model.sampler)
     trainer.train()
@@ -108,49 +95,97 @@ def test_sampler_pretrain_step_changes_only_the_sampler(init_dir, qa_rows, tmp_p
     assert changed(model.sampler, sampler) >= set(sampler) - {"head.bias"}
     assert mllm_losses == []  # the MLLM's GRPO loss is skipped, not just zeroed
     assert not any(p.requires_grad for p in model.mllm.parameters())
+    assert model.config.sampler_is_trained is True
+    log = trainer.state.log_history[0]
+    # the random tiny MLLM writes no <query> tags: every query turn fell back to the question, which earns no r_info
+    assert log["mllm/query_parse_failures"] == 1.0 and log["rewards/informativeness/mean"] == 0.0
 
 
-def test_lora_step_trains_adapter_and_sampler_and_saves_a_merged_checkpoint(init_dir, qa_rows, tmp_path):
+def test_unshuffled_dataset_keeps_its_order_every_epoch(make_grpo_trainer):
+    trainer = make_grpo_trainer(shuffle_dataset=False)
+    sampler = trainer._get_train_sampler()
+    first = list(sampler)
+    sampler.set_epoch(3)  # what accelerate calls at each epoch; RepeatSampler(shuffle=False) has no generator
+    assert list(sampler) == first == [0, 0, 1, 1]
+    shuffled = make_grpo_trainer(shuffle_dataset=True)._get_train_sampler()
+    shuffled.set_epoch(1)
+    epoch_one = list(shuffled)
+    shuffled.set_epoch(1)
+    assert list(shuffled) == epoch_one  # reseeded from seed + epoch
+
+
+def test_lora_without_target_modules_adapts_only_the_language_model(make_grpo_trainer):
     from peft import LoraConfig
 
+    trainer = make_grpo_trainer(peft_config=LoraConfig(r=4))  # what `--use_peft` gives without lora_target_modules
+    adapted = {n.rsplit(".lora_A", 1)[0] for n, _ in trainer.model.named_parameters() if ".lora_A." in n}
+    assert adapted and all(
+        re.search(r"\.mllm\.model\.language_model\.layers\.\d+\.self_attn\.[qkvo]_proj$", n) for n in adapted
+    )
+    assert {n.rsplit(".", 1)[-1] for n in adapted} == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert not any("visual" in n or "sampler" in n for n in adapted)
+
+
+def test_lora_step_then_final_save_and_push_write_a_clean_msjoe_checkpoint(make_grpo_trainer, tmp_path, monkeypatch):
+    from peft import LoraConfig
+    from transformers import trainer as transformers_trainer
+
+    uploads = []
+
+    class FakeApi:  # offline stand-in for the Hub client Trainer uses
+        def create_repo(self, repo_id, **kwargs):
+            return types.SimpleNamespace(repo_id=repo_id)
+
+        def upload_folder(self, repo_id, folder_path, **kwargs):
+            uploads.append(
+                (repo_id, sorted(os.listdir(folder_path)), open(os.path.join(folder_path, "README.md")).read())
+            )
+
+    monkeypatch.setattr(transformers_trainer, "hf_api", FakeApi)
     config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
-    trainer = make_trainer(init_dir, tmp_path, qa_rows, peft_config=config, beta=0.04)
+    out = tmp_path / "out"
+    trainer = make_grpo_trainer(
+        peft_config=config, beta=0.04, push_to_hub=True, hub_model_id="me/msjoe-tiny", hub_strategy="end"
+    )
     before = snapshot(trainer.model)
     trainer.train()
     moved = changed(trainer.model, before)
     assert any("lora_B" in n for n in moved) and any("sampler.modules_to_save" in n for n in moved)
     assert not any("base_layer" in n or "original_module" in n for n in moved)
-    trained_sampler = {k: v.clone() for k, v in trainer.msjoe_model.sampler.modules_to_save["default"].state_dict().items()}
-    trainer.save_model(str(tmp_path / "final"))
-    loaded = MSJoEForVideoQA.from_pretrained(tmp_path / "final")
-    assert loaded.processor is not None
+    trained_sampler = {k: v.clone() for k, v in trainer.trained_sampler().state_dict().items()}
+    (out / "adapter_config.json").write_text("{}")  # as left by an earlier adapter checkpoint push
+    trainer.save_model(str(out))
+    files = set(os.listdir(out))
+    assert {"config.json", "model.safetensors", "README.md", TRAINING_ARGS_FILE} <= files
+    assert not files & {"adapter_config.json", "adapter_model.safetensors", "training_args.bin"}
+    [(repo_id, pushed, card)] = uploads
+    assert repo_id == "me/msjoe-tiny" and "adapter_config.json" not in pushed and "model.safetensors" in pushed
+    assert "An [MSJoE](https://huggingface.co/papers/2602.22932) checkpoint" in card and "MSJoE: me/msjoe-tiny" in card
+    assert all(f"- {tag}" in card for tag in ("msjoe", "trl", "grpo"))
+    loaded = MSJoEForVideoQA.from_pretrained(out)
+    assert loaded.processor is not None and loaded.config.sampler_is_trained is True
     for key, value in loaded.sampler.state_dict().items():
         assert torch.equal(value, trained_sampler[key]), key
 
 
-def test_rollout_generations_differ_and_share_per_video_work(init_dir, qa_rows, tmp_path, monkeypatch):
-    trainer = make_trainer(init_dir, tmp_path, qa_rows)
-    model = trainer.msjoe_model
-    calls = []
-    original = type(model).candidate_features
-    monkeypatch.setattr(type(model), "candidate_features", lambda self, video, **kw: calls.append(1) or original(self, video, **kw))
-    examples = [dict(zip(qa_rows, values)) for values in zip(*qa_rows.values())]
-    rows = trainer._rollout([examples[0], examples[0], examples[1], examples[1]])
-    assert len(calls) == 2  # CLIP features once per video, shared by its generations
-    assert all(r.valid for r in rows)
-    assert not torch.equal(rows[0].key_indices, rows[1].key_indices)  # each generation draws its own frames
-    k = model.config.num_key_frames
-    assert [len(r.key_indices) for r in rows] == [k] * 4 and [len(r.answer.frames) for r in rows] == [k] * 4
-    assert len(rows[0].query.frames) == model.config.effective_num_preview_frames
-    assert rows[0].query.frames.shape[-1] < rows[0].answer.frames.shape[-1]  # low-res preview, high-res key frames
-    stamps = rows[0].answer.timestamps
-    assert torch.all(stamps[1:] > stamps[:-1])  # key frames in temporal order
+def test_arguments_object_is_not_modified(grpo_init_dir, grpo_qa_rows, tmp_path):
+    from transformers_msjoe.grpo_config import MSJoEGRPOConfig
+    from transformers_msjoe.grpo_trainer import MSJoEGRPOTrainer
+
+    args = MSJoEGRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", bf16=False, num_generations=2)
+    before = dataclasses.asdict(args)
+    trainer = MSJoEGRPOTrainer(model=grpo_init_dir, args=args, train_dataset=Dataset.from_dict(grpo_qa_rows))
+    assert trainer.args.reward_weights == [0.8, 0.1, 0.1] and trainer.args.ddp_find_unused_parameters is False
+    assert dataclasses.asdict(args) == before and args.reward_weights is None
 
 
 # ---------------------------------------------------------------------------------------------- the loss
 def _hand_log_probs(model, turn):
     """Per-token log-probs of a turn's completion from a plain forward of the MLLM (batch of one, no TRL code)."""
-    inputs = model.processor.build_inputs([turn.prompt], [turn.frames], [turn.timestamps], [turn.video], max_pixels=turn.max_pixels)
+    processor = model.processor
+    inputs = processor.build_inputs(
+        [turn.prompt], [turn.frames], [turn.timestamps], [turn.video], max_pixels=turn.max_pixels
+    )
     completion = turn.completion_ids[None]
     ids = torch.cat([inputs.pop("input_ids"), completion], dim=1)
     mask = torch.cat([inputs.pop("attention_mask"), torch.ones_like(completion)], dim=1)
@@ -159,17 +194,21 @@ def _hand_log_probs(model, turn):
     return torch.log_softmax(logits.float(), dim=-1).gather(-1, completion[0, :, None])[:, 0]  # (C,)
 
 
-def _toy_batch(trainer, qa_rows):
+def _toy_batch(trainer, qa_rows, videos=None):
     """A two-generation batch of one prompt, with fixed advantages and old log-probs away from the current ones."""
-    example = dict(zip(qa_rows, [v[0] for v in qa_rows.values()]))
+    example = {k: v[0] for k, v in qa_rows.items()}
+    examples = [dict(example, video=video) for video in (videos or [example["video"]] * 2)]
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which these direct calls skip
-    batch = trainer._generate_and_score_completions([example, dict(example)])
+    batch = trainer._generate_and_score_completions(examples)
     batch["advantages"] = torch.tensor([1.0, -1.0])
     batch["sampler_advantages"] = torch.tensor([0.5, -2.0])
     for turn in TURNS:
         olds = []
         for row, t in enumerate(batch[f"{turn}_turns"]):
+            if t is None:
+                olds.append(None)
+                continue
             with torch.no_grad():
                 current = _hand_log_probs(trainer.msjoe_model, t)
             shift = 0.12 * torch.arange(len(current)) % 0.5 - 0.2 * row  # ratios inside and outside [0.8, 1.2]
@@ -178,10 +217,10 @@ def _toy_batch(trainer, qa_rows):
     return batch
 
 
-def test_loss_on_a_two_generation_batch_equals_a_hand_computation(init_dir, qa_rows, tmp_path):
-    trainer = make_trainer(init_dir, tmp_path, {k: v[:1] for k, v in qa_rows.items()}, per_device_train_batch_size=2)
+def test_loss_on_a_two_generation_batch_equals_a_hand_computation(make_grpo_trainer, grpo_qa_rows):
+    trainer = make_grpo_trainer({k: v[:1] for k, v in grpo_qa_rows.items()}, per_device_train_batch_size=2)
     model = trainer.msjoe_model
-    batch = _toy_batch(trainer, qa_rows)
+    batch = _toy_batch(trainer, grpo_qa_rows)
     mllm_expected = torch.tensor(0.0, dtype=torch.float64)
     with torch.no_grad():
         for turn in TURNS:  # GRPO, paper §2.3: mean over rollouts of the per-token clipped surrogate's mean
@@ -198,15 +237,17 @@ def test_loss_on_a_two_generation_batch_equals_a_hand_computation(init_dir, qa_r
         sampler_expected = -(batch["sampler_advantages"].double() * torch.stack(log_p)).mean()
         rows = [0, 1]
         assert trainer._mllm_loss(trainer.model, batch, rows).item() == pytest.approx(mllm_expected.item(), abs=2e-6)
-        assert trainer._sampler_loss(batch, rows).item() == pytest.approx(sampler_expected.item(), rel=1e-5)
+        assert trainer._sampler_loss(trainer.model, batch, rows).item() == pytest.approx(
+            sampler_expected.item(), rel=1e-5
+        )
         loss = trainer._compute_loss(trainer.model, batch)
     assert loss.item() == pytest.approx((mllm_expected + sampler_expected).item(), rel=1e-5)
     assert abs(mllm_expected.item()) > 1e-2 and abs(sampler_expected.item()) > 1e-2  # neither term is trivially zero
 
 
-def test_answer_turn_loss_depends_on_its_frames(init_dir, qa_rows, tmp_path):
-    trainer = make_trainer(init_dir, tmp_path, {k: v[:1] for k, v in qa_rows.items()}, per_device_train_batch_size=2)
-    batch = _toy_batch(trainer, qa_rows)
+def test_answer_turn_loss_depends_on_its_frames(make_grpo_trainer, grpo_qa_rows):
+    trainer = make_grpo_trainer({k: v[:1] for k, v in grpo_qa_rows.items()}, per_device_train_batch_size=2)
+    batch = _toy_batch(trainer, grpo_qa_rows)
     batch["sampler_advantages"] = torch.zeros(2)
     with torch.no_grad():
         base = trainer._compute_loss(trainer.model, batch).item()
@@ -220,15 +261,63 @@ def test_answer_turn_loss_depends_on_its_frames(init_dir, qa_rows, tmp_path):
                 t.frames = frames
 
 
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dapo"])
+def test_masked_filler_rows_leave_the_chunk_loss_unchanged(make_grpo_trainer, grpo_qa_rows, loss_type):
+    """Chunks are padded to the row count of the other processes' chunks: the padding must not change the loss."""
+    trainer = make_grpo_trainer(
+        {k: v[:1] for k, v in grpo_qa_rows.items()}, per_device_train_batch_size=2, loss_type=loss_type
+    )
+    batch = _toy_batch(trainer, grpo_qa_rows)
+    with torch.no_grad():
+        for turn in TURNS:
+            losses = {}
+            for size in (2, 3):
+                turn_inputs, visual = trainer._chunk_inputs(batch, turn, [0, 1], size)
+                assert turn_inputs["completion_mask"][2:].sum() == 0 and turn_inputs["advantages"][2:].eq(0).all()
+                losses[size] = trainer._trl_turn_loss(WithVisualInputs(trainer.model, visual), turn_inputs, turn).item()
+            # grpo averages over rows (the trainer weights a chunk by its padded row count); token losses ignore them
+            scale = 3 / 2 if loss_type == "grpo" else 1.0
+            assert losses[3] * scale == pytest.approx(losses[2], rel=1e-5, abs=1e-7), turn
+
+
+def test_a_micro_batch_without_valid_rows_gives_a_zero_loss_with_a_graph(
+    make_grpo_trainer, grpo_qa_rows, tmp_path, monkeypatch
+):
+    """No early return: the sampler still runs (placeholder input) and every trained weight gets a zero gradient,
+    as DDP needs on every process; no TRL loss call is made when no process has a turn chunk."""
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    trainer = make_grpo_trainer({k: v[:1] for k, v in grpo_qa_rows.items()}, per_device_train_batch_size=2)
+    example = {k: v[0] for k, v in grpo_qa_rows.items()}
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    batch = trainer._generate_and_score_completions([dict(example, video=str(broken))] * 2)
+    assert not batch["valid"].any()
+    trl_calls, sampler_calls = [], []
+    original = GRPOTrainer._compute_loss
+    monkeypatch.setattr(GRPOTrainer, "_compute_loss", lambda self, *a: trl_calls.append(1) or original(self, *a))
+    trainer.msjoe_model.sampler.register_forward_hook(lambda *a: sampler_calls.append(1))
+    trainer.model.zero_grad()
+    loss = trainer._compute_loss(trainer.model, batch)
+    assert loss.item() == 0.0 and loss.requires_grad
+    loss.backward()
+    trained = [(n, p) for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert all(p.grad is not None and not p.grad.any() for _, p in trained), [n for n, p in trained if p.grad is None]
+    assert sampler_calls == [1] and trl_calls == []
+
+
 # ---------------------------------------------------------------------------------------------- checkpoints
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(init_dir, qa_rows, tmp_path):
-    straight = make_trainer(init_dir, tmp_path / "a", qa_rows, max_steps=2)
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(make_grpo_trainer, tmp_path):
+    straight = make_grpo_trainer(max_steps=2, output_dir=str(tmp_path / "a"))
     straight.train()
-    first = make_trainer(init_dir, tmp_path / "b", qa_rows, max_steps=1, save_strategy="steps", save_steps=1)
+    first = make_grpo_trainer(max_steps=1, save_strategy="steps", save_steps=1, output_dir=str(tmp_path / "b"))
     first.train()
-    checkpoint = tmp_path / "b" / "out" / "checkpoint-1"
-    assert MSJoEForVideoQA.from_pretrained(checkpoint).processor is not None  # a checkpoint is a loadable MSJoE folder
-    resumed = make_trainer(init_dir, tmp_path / "b", qa_rows, max_steps=2)
+    checkpoint = tmp_path / "b" / "checkpoint-1"
+    saved = MSJoEForVideoQA.from_pretrained(checkpoint)  # a checkpoint is a loadable MSJoE folder ...
+    assert saved.processor is not None and saved.config.sampler_is_trained is True
+    assert "An [MSJoE]" in (tmp_path / "b" / "README.md").read_text()  # ... and TRL writes the MSJoE card
+    assert json.loads((checkpoint / TRAINING_ARGS_FILE).read_text())["training_stage"] == "joint"
+    resumed = make_grpo_trainer(max_steps=2, output_dir=str(tmp_path / "b"))
     resumed.train(resume_from_checkpoint=str(checkpoint))
     for name, value in straight.msjoe_model.sampler.state_dict().items():
         assert torch.allclose(value, resumed.msjoe_model.sampler.state_dict()[name], atol=1e-6), name
@@ -236,29 +325,52 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(init_dir, qa_rows
         assert torch.allclose(value, resumed.msjoe_model.mllm.state_dict()[name], atol=1e-6), name
 
 
+@pytest.mark.parametrize("lora", [False, True])
+def test_load_best_model_restores_mllm_and_sampler(make_grpo_trainer, tmp_path, lora):
+    from peft import LoraConfig
+
+    peft_config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"]) if lora else None
+    trainer = make_grpo_trainer(peft_config=peft_config)
+    best = tmp_path / "checkpoint-best"
+    trainer.save_model(str(best), _internal_call=True)  # what a checkpoint save writes
+    trained = [(n, p) for n, p in trainer.model.named_parameters() if p.requires_grad]
+    saved = {n: p.detach().clone() for n, p in trained}
+    with torch.no_grad():
+        for _, p in trained:
+            p.add_(1.0)  # training went on after the best checkpoint
+    trainer.state.best_model_checkpoint = str(best)
+    trainer._load_best_model()
+    assert any(n.startswith(("mllm.", "base_model.model.mllm.")) for n, _ in trained)
+    assert any(".sampler." in f".{n}" for n, _ in trained)
+    for name, param in trained:
+        assert torch.equal(param.detach(), saved[name]), name
+
+
 # ---------------------------------------------------------------------------------------------- evaluation
-def test_evaluate_reports_learned_and_uniform_accuracy(init_dir, qa_rows, tmp_path):
-    trainer = make_trainer(init_dir, tmp_path, qa_rows, per_device_eval_batch_size=2)
-    eval_rows = Dataset.from_dict(qa_rows)
+def test_evaluate_reports_learned_and_uniform_accuracy(make_grpo_trainer, grpo_qa_rows, capsys):
+    trainer = make_grpo_trainer(per_device_eval_batch_size=2, disable_tqdm=False)
+    eval_rows = Dataset.from_dict(grpo_qa_rows)
     metrics = trainer.evaluate(eval_rows)
+    assert "Evaluating (msjoe frames)" in capsys.readouterr().err  # a tqdm bar per selection
     model = trainer.msjoe_model
     for selection in ("msjoe", "uniform"):
-        outputs = model.answer_batch(eval_rows["video"], eval_rows["question"], eval_rows["options"], selection=selection)
+        options = [[f"{letter}. {text}" for letter, text in zip("ABC", o)] for o in eval_rows["options"]]
+        outputs = model.answer_batch(eval_rows["video"], eval_rows["question"], options, selection=selection)
         correct = [o.option == a for o, a in zip(outputs, eval_rows["answer"])]
         assert metrics[f"eval_{selection}/accuracy"] == pytest.approx(sum(correct) / 2)
         assert metrics[f"eval_{selection}/accuracy/type=order"] == float(correct[0])
         assert metrics[f"eval_{selection}/accuracy/duration=0-180s"] == pytest.approx(sum(correct) / 2)
-    assert metrics["eval_sampler_gain"] == pytest.approx(metrics["eval_msjoe/accuracy"] - metrics["eval_uniform/accuracy"])
+    assert metrics["eval_sampler_gain"] == pytest.approx(
+        metrics["eval_msjoe/accuracy"] - metrics["eval_uniform/accuracy"]
+    )
     assert trainer.state.log_history[-1]["eval_msjoe/count"] == 2.0
 
 
 # ---------------------------------------------------------------------------------------------- bad input
-def test_a_video_that_fails_to_decode_is_skipped_and_counted(init_dir, qa_rows, tmp_path):
+def test_a_video_that_fails_to_decode_is_skipped_and_counted(make_grpo_trainer, grpo_qa_rows, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
-    rows = {k: list(v) for k, v in qa_rows.items()}
-    rows["video"][1] = str(broken)
-    trainer = make_trainer(init_dir, tmp_path, rows)
+    trainer = make_grpo_trainer(rows_of(grpo_qa_rows, video=[grpo_qa_rows["video"][0], str(broken)]))
     sampler = snapshot(trainer.msjoe_model.sampler)
     trainer.train()
     log = trainer.state.log_history[0]
@@ -270,41 +382,50 @@ def test_a_video_that_fails_to_decode_is_skipped_and_counted(init_dir, qa_rows, 
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda r: r.pop("options"), r"lacks the column\(s\) \['options'\]"),
-        (lambda r: r.__setitem__("options", [["red", "blue"], []]), "row 1 has no options"),
-        (lambda r: r.__setitem__("answer", ["A", ""]), "row 1 has no answer"),
-        (lambda r: r.__setitem__("answer", ["D", "B"]), "row 0 has answer 'D', which is not one of its option letters"),
+        (dict(options="drop"), r"lacks the column\(s\) \['options'\]"),
+        (dict(options=[["red", "blue"], []]), r"row 1 \(id 'needle-0'\) has no options"),
+        (dict(answer=["A", ""]), r"row 1 \(id 'needle-0'\) has no answer"),
+        (dict(answer=["D", "B"]), r"row 0 \(id 'order-0'\) has answer 'D', which is not one of its option letters"),
+        (dict(video=["x.mp4", None]), r"row 1 \(id 'needle-0'\) has no video \(`video` is None\)"),
+        (dict(question=["Which box?", "  "]), r"row 1 \(id 'needle-0'\) has no question \(`question` is '  '\)"),
+        (dict(question=[None, "Which box?"]), r"row 0 \(id 'order-0'\) has no question \(`question` is None\)"),
     ],
 )
-def test_bad_rows_fail_before_training(init_dir, qa_rows, tmp_path, edit, message):
-    rows = {k: list(v) for k, v in qa_rows.items()}
-    edit(rows)
+def test_bad_rows_fail_before_training(make_grpo_trainer, grpo_qa_rows, edit, message):
+    rows = {k: v for k, v in rows_of(grpo_qa_rows, **edit).items() if v != "drop"}
     with pytest.raises(ValueError, match=message):
-        make_trainer(init_dir, tmp_path, rows)
+        make_grpo_trainer(rows)
 
 
-def test_stage_one_needs_pass_rates(init_dir, qa_rows, tmp_path):
-    rows = {k: v for k, v in qa_rows.items() if k != "pass_rate"}
+def test_stage_one_needs_pass_rates(make_grpo_trainer, grpo_qa_rows):
+    rows = {k: v for k, v in grpo_qa_rows.items() if k != "pass_rate"}
     with pytest.raises(ValueError, match="pass rate"):
-        make_trainer(init_dir, tmp_path, rows, training_stage="sampler_pretrain", reward_funcs=None)
+        make_grpo_trainer(rows, training_stage="sampler_pretrain", reward_funcs=None)
     rows["pass_rate"] = [0.5, None]
-    with pytest.raises(ValueError, match="row 1 has pass_rate=None"):
-        make_trainer(init_dir, tmp_path, rows, training_stage="sampler_pretrain", reward_funcs=None)
+    with pytest.raises(ValueError, match=r"row 1 \(id 'needle-0'\) has pass_rate=None.*msjoe data label-difficulty"):
+        make_grpo_trainer(rows, training_stage="sampler_pretrain", reward_funcs=None)
 
 
-def test_unsupported_settings_are_refused(init_dir, qa_rows, tmp_path):
+def test_unsupported_settings_are_refused(make_grpo_trainer):
+    from peft import LoraConfig
+
     with pytest.raises(ValueError, match="at least 2 generations"):
-        make_trainer(init_dir, tmp_path, qa_rows, num_generations=1)
+        make_grpo_trainer(num_generations=1)
     with pytest.raises(ValueError, match="beta=0.04 needs a reference model"):
-        make_trainer(init_dir, tmp_path, qa_rows, beta=0.04)
+        make_grpo_trainer(beta=0.04)
     with pytest.raises(ValueError, match="use_vllm"):
-        make_trainer(init_dir, tmp_path, qa_rows, use_vllm=True)
+        make_grpo_trainer(use_vllm=True)
+    with pytest.raises(ValueError, match="hub_strategy='end'"):
+        make_grpo_trainer(peft_config=LoraConfig(r=4), push_to_hub=True, hub_model_id="me/x", hub_strategy="every_save")
 
 
-# ---------------------------------------------------------------------------------------------- TRL drift tests
-# MSJoEGRPOTrainer overrides or calls these TRL 1.16 private methods; if TRL changes them, re-check the override.
+# ---------------------------------------------------------------------------------------------- drift tests
+# MSJoEGRPOTrainer overrides or calls these TRL 1.16 / transformers 5.23 private methods; if they change, re-check.
 TRL_PRIVATE_SIGNATURES = {
     "_load_from_checkpoint": ["self", "resume_from_checkpoint", "model"],  # transformers.Trainer
+    "_load_best_model": ["self"],  # transformers.Trainer
+    "_save": ["self", "output_dir", "state_dict"],  # transformers.Trainer
+    "create_model_card": ["self", "model_name", "dataset_name", "tags"],  # trl BaseTrainer
     "_get_train_sampler": ["self", "dataset"],
     "_generate_and_score_completions": ["self", "inputs"],
     "_compute_loss": ["self", "model", "inputs"],
@@ -319,19 +440,75 @@ def test_trl_private_hook_signatures_are_unchanged(name):
     assert list(inspect.signature(getattr(GRPOTrainer, name)).parameters) == TRL_PRIVATE_SIGNATURES[name]
 
 
+def _trl_group_advantages(rewards_per_func, reward_weights, num_generations, scale_rewards):
+    """Run TRL's own inline "sum_then_normalize" block (from the installed GRPOTrainer source) on these inputs."""
+    source = inspect.getsource(GRPOTrainer._generate_and_score_completions)
+    start = source.index('        if self.multi_objective_aggregation == "sum_then_normalize":')
+    end = source.index('        elif self.multi_objective_aggregation == "normalize_then_sum":')
+    assert "advantages = torch.nan_to_num(advantages, nan=0.0)" in source[end:]
+    namespace = {
+        "torch": torch, "nanstd": nanstd, "rewards_per_func": rewards_per_func, "device": "cpu",
+        "num_generations": num_generations, "unscorable_mask": torch.isnan(rewards_per_func).all(dim=1),
+        "self": types.SimpleNamespace(
+            multi_objective_aggregation="sum_then_normalize", reward_weights=reward_weights, scale_rewards=scale_rewards
+        ),
+    }  # fmt: skip
+    exec(compile(textwrap.dedent(source[start:end]), "trl-grpo-advantages", "exec"), namespace)
+    return torch.nan_to_num(namespace["advantages"], nan=0.0), namespace["rewards"], namespace["std_rewards"]
+
+
+@pytest.mark.parametrize("scale_rewards", ["group", "batch", "none"])
+@pytest.mark.parametrize("num_generations", [2, 4])
+def test_group_advantages_match_trl(scale_rewards, num_generations):
+    """`group_advantages` is a copy of TRL's inline code: pinned against TRL's own source on random rewards."""
+    generator = torch.Generator().manual_seed(num_generations)
+    rewards_per_func = torch.rand(4 * num_generations, 3, generator=generator)
+    rewards_per_func[1] = torch.nan  # a skipped rollout
+    rewards_per_func[2, 1] = torch.nan  # one reward not applicable
+    rewards_per_func[num_generations : 2 * num_generations, 0] = 0.5  # a group whose accuracy agrees
+    weights = torch.tensor([0.8, 0.1, 0.1])
+    ours = group_advantages(rewards_per_func.clone(), weights, num_generations, scale_rewards)
+    theirs = _trl_group_advantages(rewards_per_func.clone(), weights, num_generations, scale_rewards)
+    for mine, trl in zip(ours, theirs):
+        assert torch.allclose(mine, trl, equal_nan=True)
+
+
 def test_trl_loss_still_reads_the_keys_msjoe_provides_and_calls_the_model_it_is_given():
     source = inspect.getsource(GRPOTrainer._compute_loss)
     read = set(re.findall(r'inputs(?:\["|\.get\(")(\w+)"', source))
-    provided_or_optional = {"prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "advantages", "num_items_in_batch", "old_per_token_logps", "ref_per_token_logps"}  # fmt: skip
-    image_or_vllm_only = {"pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes", "num_tiles", "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids", "tool_mask", "importance_sampling_ratio", "sampling_per_token_logps"}  # fmt: skip
+    provided_or_optional = {
+        "prompt_ids",
+        "prompt_mask",
+        "completion_ids",
+        "completion_mask",
+        "advantages",
+        "num_items_in_batch",
+        "old_per_token_logps",
+        "ref_per_token_logps",
+    }
+    image_or_vllm_only = {
+        "pixel_values",
+        "image_grid_thw",
+        "num_images",
+        "pixel_attention_mask",
+        "spatial_shapes",
+        "num_tiles",
+        "image_sizes",
+        "token_type_ids",
+        "mm_token_type_ids",
+        "image_position_ids",
+        "tool_mask",
+        "importance_sampling_ratio",
+        "sampling_per_token_logps",
+    }
     assert read <= provided_or_optional | image_or_vllm_only, read - provided_or_optional - image_or_vllm_only
     assert {"prompt_ids", "completion_ids", "advantages"} <= read
     logps = inspect.getsource(GRPOTrainer._get_per_token_logps_and_entropies)
     assert "model(**model_inputs, labels=labels, fused_lm_head=True)" in logps  # WithVisualInputs relies on this call
 
 
-def test_compat_fused_lm_head_is_routed_to_the_mllm(init_dir, qa_rows, tmp_path):
-    trainer = make_trainer(init_dir, tmp_path, qa_rows)
+def test_compat_fused_lm_head_is_routed_to_the_mllm(make_grpo_trainer):
+    trainer = make_grpo_trainer()
     model = trainer.msjoe_model
     assert "forward" not in vars(model) and "forward" in vars(model.mllm)
     ids = torch.tensor([[5, 6, 7, 8, 9]])
@@ -344,11 +521,16 @@ def test_compat_fused_lm_head_is_routed_to_the_mllm(init_dir, qa_rows, tmp_path)
     assert torch.allclose(fused.log_probs[0, 1:], expected, atol=1e-5)
 
 
-def test_trl_repeat_sampler_still_has_the_attributes_epoch_seeding_uses():
+def test_compat_trl_repeat_sampler_is_still_not_epoch_seeded():
+    """Drift test for `_compat.EpochSeededRepeatSampler`: TRL 1.16's RepeatSampler has no `set_epoch` (so a resumed
+    run would replay epoch 1's order) and keeps `shuffle`, `seed` and `generator`. When TRL reseeds per epoch itself,
+    drop the wrapper."""
     from trl.trainer.utils import RepeatSampler
 
+    assert "set_epoch" not in vars(RepeatSampler)
     sampler = RepeatSampler(list(range(4)), mini_repeat_count=2, seed=3)
-    assert sampler.seed == 3 and isinstance(sampler.generator, torch.Generator)
+    assert sampler.shuffle is True and sampler.seed == 3 and isinstance(sampler.generator, torch.Generator)
+    assert RepeatSampler(list(range(4)), mini_repeat_count=2, shuffle=False).shuffle is False
 
 
 def test_compat_upstream_still_reads_the_deprecated_flag():

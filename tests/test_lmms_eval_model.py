@@ -36,7 +36,7 @@ from transformers_msjoe.lmms_eval_plugin.benchmarks import (
     official_task_utils,
 )
 from transformers_msjoe.lmms_eval_plugin.model import MSJoELmmsEvalModel
-from transformers_msjoe.modeling_msjoe import MSJoEVideoQAOutput
+from transformers_msjoe.modeling_outputs import MSJoEVideoQAOutput
 from transformers_msjoe.prompts import letter_options
 
 # tiny budgets: 24 candidates (1 fps over 24 s), 4 key frames, a few tokens per turn
@@ -296,7 +296,12 @@ def test_cli_runs_msjoe_on_an_included_task_and_writes_the_results_file(cli_run,
     assert results["results"][task][f"{cli_run.copy.metric},none"] == _official_lvbench_score(cli_run, samples)
     assert [s["doc_id"] for s in samples] == [0, 1, 2] and all(s["batch_size"] == 3 for s in samples)
     assert all(len(s["key_frame_timestamps"]) == 4 and s["selection"] == "uniform" for s in samples)
-    assert samples[2]["options"] == ["A. C. 5", "B. D. 6", "C. 1", "D. U.S. flag"]  # as the official prompt letters them
+    assert samples[2]["options"] == [
+        "A. C. 5",
+        "B. D. 6",
+        "C. 1",
+        "D. U.S. flag",
+    ]  # as the official prompt letters them
     info = results["model_info"]
     assert info["model"] == checkpoint and info["sampler"] == "checkpoint" and info["selection"] == "uniform"
     assert info["model_revision"] is None and info["revision"] is None  # a local folder has no Hub commit

@@ -21,12 +21,20 @@ def test_overall_by_type_and_by_duration(metric):
     assert result["count"] == 6 and result["unanswered"] == 2
     assert result["accuracy_by_type"] == {"count": 1.0, "ocr": 0.0, "order": 0.0, "unknown": 1.0}
     assert result["count_by_type"] == {"count": 2, "ocr": 2, "order": 1, "unknown": 1}
-    assert result["accuracy_by_duration"] == {"0-180s": 1.0, "180-900s": 1.0, "900-1800s": 0.0, ">=1800s": 0.0, "unknown": 0.0}
+    assert result["accuracy_by_duration"] == {
+        "0-180s": 1.0,
+        "180-900s": 1.0,
+        "900-1800s": 0.0,
+        ">=1800s": 0.0,
+        "unknown": 0.0,
+    }
     assert result["count_by_duration"] == {"0-180s": 2, "180-900s": 1, "900-1800s": 1, ">=1800s": 1, "unknown": 1}
 
 
 def test_custom_buckets_and_plain_accuracy(metric):
-    result = metric.compute(predictions=["A", "B"], references=["A", "A"], durations=[10.0, 50.0], duration_bucket_edges=[30.0])
+    result = metric.compute(
+        predictions=["A", "B"], references=["A", "A"], durations=[10.0, 50.0], duration_bucket_edges=[30.0]
+    )
     assert result["accuracy_by_duration"] == {"0-30s": 1.0, ">=30s": 0.0}
     assert metric.compute(predictions=["C"], references=["C"]) == {"accuracy": 1.0, "count": 1, "unanswered": 0}
 

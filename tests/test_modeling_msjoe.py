@@ -21,14 +21,25 @@ def test_answer_end_to_end_for_every_family(family, tiny_msjoe, short_video):
     out = model.answer(short_video, QUESTION, OPTIONS)
     k, t = model.config.num_key_frames, len(out.candidate_timestamps)
     assert t == 120  # 1 fps over 120 s
-    assert out.key_frame_indices.tolist() == sorted(set(out.key_frame_indices.tolist())) and len(out.key_frame_indices) == k
+    assert (
+        out.key_frame_indices.tolist() == sorted(set(out.key_frame_indices.tolist()))
+        and len(out.key_frame_indices) == k
+    )
     assert torch.equal(out.key_frame_timestamps, out.candidate_timestamps[out.key_frame_indices])
     assert out.similarity.shape == (len(out.queries), t) and 1 <= len(out.queries) <= 4
     assert torch.isclose(out.frame_weights.sum(), torch.tensor(1.0))
     assert len(out.preview_timestamps) == k // 2
     assert out.query_turn_text is not None and out.answer_turn_text is not None
     assert out.option in (None, "A", "B", "C", "D")
-    for stage in ("query_turn", "candidate_decode", "clip_encode", "sampler", "key_frame_decode", "answer_turn", "total"):
+    for stage in (
+        "query_turn",
+        "candidate_decode",
+        "clip_encode",
+        "sampler",
+        "key_frame_decode",
+        "answer_turn",
+        "total",
+    ):
         assert out.timings[stage] >= 0.0
     json.dumps(out.to_dict())  # the whole output is JSON-serialisable
 
@@ -94,7 +105,9 @@ def test_push_to_hub_uploads_weights_processor_and_card(tiny_msjoe, monkeypatch)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", fake_upload)
     tiny_msjoe().push_to_hub("me/msjoe-tiny")
     assert uploaded["repo_id"] == "me/msjoe-tiny"
-    assert {"model.safetensors", "config.json", "processor_config.json", "msjoe_processor_config.json"} <= set(uploaded["files"])
+    assert {"model.safetensors", "config.json", "processor_config.json", "msjoe_processor_config.json"} <= set(
+        uploaded["files"]
+    )
     assert 'MSJoEForVideoQA.from_pretrained("me/msjoe-tiny")' in uploaded["card"]
 
 
@@ -127,7 +140,12 @@ def test_fewer_candidates_than_key_frames_uses_them_all(tiny_msjoe, needle_video
 
 def test_answer_batch_rows_are_independent(tiny_msjoe, short_video, needle_video):
     model = tiny_msjoe()
-    batch = model.answer_batch([short_video, needle_video], [QUESTION, "Is there a red square?"], [OPTIONS, ["yes", "no"]], queries=[["a red square"], ["a red square"]])
+    batch = model.answer_batch(
+        [short_video, needle_video],
+        [QUESTION, "Is there a red square?"],
+        [OPTIONS, ["yes", "no"]],
+        queries=[["a red square"], ["a red square"]],
+    )
     single = model.answer(needle_video, "Is there a red square?", ["yes", "no"], queries=["a red square"])
     assert len(batch) == 2 and batch[1].options == ["A. yes", "B. no"]
     assert torch.equal(batch[1].key_frame_indices, single.key_frame_indices)
@@ -236,7 +254,9 @@ def test_one_generator_per_row_makes_sampling_independent_of_the_batch(tiny_msjo
 
     def picks(videos, seeds):
         generators = [torch.Generator().manual_seed(s) for s in seeds]
-        outs = model.answer_batch(videos, [QUESTION] * len(videos), None, queries=queries[: len(videos)], generator=generators)
+        outs = model.answer_batch(
+            videos, [QUESTION] * len(videos), None, queries=queries[: len(videos)], generator=generators
+        )
         return [o.key_frame_indices.tolist() for o in outs]
 
     alone = picks([needle_video], [7])[0]
@@ -247,7 +267,9 @@ def test_one_generator_per_row_makes_sampling_independent_of_the_batch(tiny_msjo
 
 
 def test_bf16_mllm_keeps_an_fp32_sampler_through_save_and_load(tiny_mllm_dir, tiny_clip_dir, short_video, tmp_path):
-    model = MSJoEForVideoQA.from_mllm(tiny_mllm_dir(), clip=tiny_clip_dir, num_key_frames=6, mllm_kwargs={"dtype": torch.bfloat16})
+    model = MSJoEForVideoQA.from_mllm(
+        tiny_mllm_dir(), clip=tiny_clip_dir, num_key_frames=6, mllm_kwargs={"dtype": torch.bfloat16}
+    )
     assert model.mllm.dtype == torch.bfloat16 and model.sampler.head.weight.dtype == torch.float32
     torch.nn.init.normal_(model.sampler.head.weight, std=1.0)
     before = model.select_frames(short_video, QUESTION, OPTIONS, queries=["a red square", "a blue square"])
@@ -283,7 +305,9 @@ def test_save_pretrained_with_push_uploads_the_complete_folder(tiny_msjoe, tmp_p
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: FakeRepo())
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", fake_upload)
     tiny_msjoe().save_pretrained(tmp_path, push_to_hub=True, repo_id="me/tiny", commit_message="first")
-    assert {"README.md", "msjoe_processor_config.json", "generation_config.json", "model.safetensors"} <= set(uploaded["files"])
+    assert {"README.md", "msjoe_processor_config.json", "generation_config.json", "model.safetensors"} <= set(
+        uploaded["files"]
+    )
     assert uploaded["message"] == "first"
 
 

@@ -34,7 +34,9 @@ def test_pixel_budget_sets_the_visual_token_count(family):
 
 def test_video_metadata_gives_true_timestamps_and_sampling_rate():
     qwen3 = _processor("qwen3_vl")
-    text = qwen3.tokenizer.decode(qwen3.build_inputs(["q"], [FRAMES], [STAMPS], [INFO], max_pixels=4096)["input_ids"][0])
+    text = qwen3.tokenizer.decode(
+        qwen3.build_inputs(["q"], [FRAMES], [STAMPS], [INFO], max_pixels=4096)["input_ids"][0]
+    )
     assert "<15.0 seconds>" in text and "<70.0 seconds>" in text  # means of the two temporal patches
     qwen25 = _processor("qwen2_5_vl")
     inputs = qwen25.build_inputs(["q"], [FRAMES], [STAMPS], [INFO], max_pixels=4096)
@@ -59,7 +61,9 @@ def test_text_only_turn_without_frames():
 
 def test_batch_is_left_padded_for_generation():
     processor = _processor("qwen2_5_vl")
-    inputs = processor.build_inputs(["short", "a much longer question text here"], [FRAMES, FRAMES], [STAMPS, STAMPS], [INFO, INFO], max_pixels=4096)
+    inputs = processor.build_inputs(
+        ["short", "a much longer question text here"], [FRAMES, FRAMES], [STAMPS, STAMPS], [INFO, INFO], max_pixels=4096
+    )
     assert inputs["attention_mask"][:, -1].all() and not inputs["attention_mask"][0, 0]
 
 

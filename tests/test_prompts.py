@@ -84,7 +84,9 @@ def test_templates_have_the_documented_fields():
 
 
 def test_parse_queries_tagged_deduplicated_and_capped():
-    text = "<think>look for the kitchen</think>\n<query>a red car</query>\n<query> A  red car</query><query>a man</query>"
+    text = (
+        "<think>look for the kitchen</think>\n<query>a red car</query>\n<query> A  red car</query><query>a man</query>"
+    )
     parsed = parse_queries(text, 4)
     assert parsed.queries == ["a red car", "a man"]
     assert not parsed.well_formed  # a duplicate was dropped
@@ -95,7 +97,10 @@ def test_parse_queries_tagged_deduplicated_and_capped():
 
 
 def test_parse_queries_falls_back_to_list_items_and_reports_nothing_parsable():
-    assert parse_queries("<think>1. not this</think>\n1. a dog on a sofa\n- a cat", 4).queries == ["a dog on a sofa", "a cat"]
+    assert parse_queries("<think>1. not this</think>\n1. a dog on a sofa\n- a cat", 4).queries == [
+        "a dog on a sofa",
+        "a cat",
+    ]
     assert parse_queries("no idea", 4).queries == []
 
 

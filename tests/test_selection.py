@@ -133,7 +133,9 @@ def test_bad_similarity_input_is_rejected(name):
 
 def test_msjoe_checks_the_similarity_against_the_candidates(small_sampler):
     selector = build_selector("msjoe", sampler=small_sampler)
-    with pytest.raises(ValueError, match=r"'msjoe' must be \(num_queries >= 1, num_candidates=10\), got shape \(2, 9\)"):
+    with pytest.raises(
+        ValueError, match=r"'msjoe' must be \(num_queries >= 1, num_candidates=10\), got shape \(2, 9\)"
+    ):
         selector.select(torch.rand(2, 9), 10, 4)
     with pytest.raises(ValueError, match="needs a similarity matrix"):
         selector.select(None, 10, 4)
@@ -143,11 +145,15 @@ def test_msjoe_checks_the_similarity_against_the_candidates(small_sampler):
 
 @pytest.mark.parametrize(("name", "options"), [("qframe", {}), ("msjoe", {"mode": "sample"})])
 def test_a_seed_instead_of_a_generator_is_rejected(name, options, small_sampler):
-    with pytest.raises(ValueError, match=r"torch.Generator or None, got int; pass e.g. torch.Generator\(\).manual_seed"):
+    with pytest.raises(
+        ValueError, match=r"torch.Generator or None, got int; pass e.g. torch.Generator\(\).manual_seed"
+    ):
         _selector(name, small_sampler, **options).select(torch.rand(1, 20), 20, 4, generator=0)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU to put the generator and logits on different devices")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a GPU to put the generator and logits on different devices"
+)
 def test_one_generator_serves_any_device(small_sampler):
     similarity = torch.rand(2, 50, generator=torch.Generator().manual_seed(0))
     gpu_sampler = MSJoEFrameSampler(small_sampler.config).to("cuda").eval()
@@ -214,7 +220,10 @@ def test_bolt_spreads_picks_in_proportion_to_similarity_mass():
 
 def test_bolt_on_a_flat_curve_is_uniform():
     flat = torch.full((1, 64), 0.25)
-    assert build_selector("bolt").select(flat, 64, 8).indices.tolist() == build_selector("uniform").select(None, 64, 8).indices.tolist()
+    assert (
+        build_selector("bolt").select(flat, 64, 8).indices.tolist()
+        == build_selector("uniform").select(None, 64, 8).indices.tolist()
+    )
 
 
 def test_bolt_keeps_picks_distinct_around_a_narrow_peak():
@@ -295,7 +304,9 @@ def test_qframe_honours_the_generator():
 
 
 def test_qframe_respects_temperature():
-    similarity = _plateaus(200, {(80, 100): 0.28}, base=0.2) + 0.01 * torch.rand(1, 200, generator=torch.Generator().manual_seed(5))
+    similarity = _plateaus(200, {(80, 100): 0.28}, base=0.2) + 0.01 * torch.rand(
+        1, 200, generator=torch.Generator().manual_seed(5)
+    )
     expected = torch.softmax(similarity[0].double() * 100.0 / 0.8, dim=0).float()
     assert torch.allclose(QFrameSelector().select(similarity, 200, 8).weights, expected, atol=1e-6)
 
@@ -371,7 +382,9 @@ def test_selection_options_reach_the_selector(model, short_video):
     assert cold.key_frame_indices.tolist() == topk.key_frame_indices.tolist()
     expected = torch.softmax(cold.similarity[0].double() * 100.0 / 1e-4, dim=0).float()
     assert torch.allclose(cold.frame_weights, expected)
-    reasoned = model.select_frames(short_video, QUESTION, selection="bolt", selection_options={"query_source": "reasoned"})
+    reasoned = model.select_frames(
+        short_video, QUESTION, selection="bolt", selection_options={"query_source": "reasoned"}
+    )
     assert reasoned.query_turn_text is not None and reasoned.preview_timestamps is not None
     with pytest.raises(ValueError, match=r"Unknown option\(s\) \['tau'\]"):
         model.select_frames(short_video, QUESTION, selection_options={"tau": 0.5}, **kwargs)

@@ -25,7 +25,9 @@ def dataset_folder(longvideo_corpus, tmp_path_factory):
     return str(out)
 
 
-def test_accelerate_launch_trains_two_steps_and_saves_a_loadable_checkpoint(tiny_mllm_dir, tiny_clip_dir, dataset_folder, tmp_path):
+def test_accelerate_launch_trains_two_steps_and_saves_a_loadable_checkpoint(
+    tiny_mllm_dir, tiny_clip_dir, dataset_folder, tmp_path
+):
     out = tmp_path / "run"
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",

@@ -3,6 +3,7 @@ every accepted input kind giving identical frames, bounded batches, key frames a
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -59,7 +60,10 @@ def test_truncated_mp4_is_reported_unreadable(short_video, tmp_path):
 def test_audio_only_file_has_no_video_stream(tmp_path):
     path = tmp_path / "tone.m4a"
     _ffmpeg("-f", "lavfi", "-i", "sine=duration=1", str(path))
-    with pytest.raises(VideoDecodeError, match=r"tone\.m4a has no video stream \(it holds only audio\)\. Pass a file with a video track"):
+    with pytest.raises(
+        VideoDecodeError,
+        match=r"tone\.m4a has no video stream \(it holds only audio\)\. Pass a file with a video track",
+    ):
         open_video(path)
 
 
@@ -73,7 +77,18 @@ def test_zero_length_video(tmp_path, kind):
     else:
         path = tmp_path / f"{kind}.mp4"
         flags = ["-movflags", "+empty_moov+frag_keyframe"] if kind == "fragmented_mp4_no_frames" else []
-        _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1", "-frames:v", "0", "-c:v", "libx264", *flags, str(path))
+        _ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=10:duration=1",
+            "-frames:v",
+            "0",
+            "-c:v",
+            "libx264",
+            *flags,
+            str(path),
+        )
     with pytest.raises(VideoDecodeError, match=r"zero-length .*Pass a video with at least one frame"):
         open_video(path)
 
@@ -166,7 +181,9 @@ def test_key_frames_and_snap(gop_video):
     assert torch.equal(snap.timestamps, keys)  # every key frame is someone's nearest
     assert snap.max_error == pytest.approx(4.5)  # 39.5 s -> the last key frame at 35 s
     brute_force = (planned[:, None] - keys[None, :]).abs().min(dim=1).values  # (T,) distance to the nearest key
-    assert torch.allclose(snap.error_seconds, brute_force) and snap.mean_error == pytest.approx(float(brute_force.mean()))
+    assert torch.allclose(snap.error_seconds, brute_force) and snap.mean_error == pytest.approx(
+        float(brute_force.mean())
+    )
     # a key frame decodes to the frame shown at that time
     assert torch.equal(reader.frames_at(snap.timestamps[:2]), open_video(gop_video).frames_at([0.0, 5.0]))
 
@@ -191,6 +208,33 @@ def test_compat_key_frame_scan_matches_decoder(gop_video):
     assert torch.allclose(_compat.scan_key_frame_seconds(gop_video), expected)
     assert torch.allclose(_compat.scan_key_frame_seconds(Path(gop_video).read_bytes()), expected)
     assert _compat.probe_video_container(gop_video) == {"readable": True, "video_streams": 1, "media_types": ["video"]}
+
+
+def test_compat_datasets_video_source(short_video):
+    """Drift test for `_compat.datasets_video_source`: `datasets`' `Video(decode=True)` decoders carry the source they
+    were built from in the private `_hf_encoded` (returned by `encode_torchcodec_video`); other decoders carry none.
+    When this fails, `datasets` changed how it tags its decoders: update the shim."""
+    from datasets import Dataset, Video
+
+    data = Path(short_video).read_bytes()
+    by_path = Dataset.from_dict({"video": [short_video]}).cast_column("video", Video())[0]["video"]
+    by_bytes = Dataset.from_dict({"video": [{"path": None, "bytes": data}]}).cast_column("video", Video())[0]["video"]
+    assert getattr(by_path, "_hf_encoded", {}).get("path") == short_video  # the upstream mechanism the shim reads
+    assert _compat.datasets_video_source(by_path) == short_video
+    assert _compat.datasets_video_source(by_bytes) == data
+    assert _compat.datasets_video_source(VideoDecoder(short_video)) is None
+
+
+def test_reader_notices_a_replaced_file(short_video, tmp_path):
+    path = tmp_path / "v.mp4"
+    shutil.copy(short_video, path)
+    reader, from_bytes = open_video(path), open_video(path.read_bytes())
+    assert reader.source_unchanged() and from_bytes.source_unchanged()
+    shutil.copy(short_video, tmp_path / "other.mp4")
+    os.replace(tmp_path / "other.mp4", path)  # same bytes, another file: its frames are not what the reader holds
+    assert not reader.source_unchanged() and open_video(path).source_unchanged() and from_bytes.source_unchanged()
+    path.unlink()
+    assert not reader.source_unchanged()
 
 
 def test_reader_info_is_reused(short_video):

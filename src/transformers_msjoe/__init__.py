@@ -10,7 +10,8 @@ from transformers import AutoConfig, AutoModel
 from .clip_scoring import MSJoECLIPScorer
 from .configuration_msjoe import MSJoEConfig, MSJoESamplerConfig
 from .loading import load_msjoe_model
-from .modeling_msjoe import MSJoEForVideoQA, MSJoEPreTrainedModel, MSJoEVideoQAOutput
+from .modeling_msjoe import MSJoEForVideoQA, MSJoEPreTrainedModel
+from .modeling_outputs import MSJoEVideoQAOutput
 from .modeling_sampler import MSJoEFrameSampler
 from .processing_msjoe import MSJoEProcessor
 from .selection import FrameSelection, FrameSelector, available_selectors, build_selector, register_selector

@@ -6,6 +6,7 @@ Each shim names the upstream API it relies on and has a test that fails when ups
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,10 @@ from typing import Any
 import torch
 
 __all__ = [
+    "EpochSeededRepeatSampler",
+    "datasets_video_source",
     "folder_loader_video_extensions",
+    "grpo_checkpointing_field",
     "import_lmms_eval_task_utils",
     "probe_video_container",
     "record_lmms_eval_model_info",
@@ -177,8 +181,48 @@ def trl_unwrap_model_for_generation(model: Any, accelerator: Any, **kwargs: Any)
     """`trl.models.unwrap_model_for_generation` without the deprecation warning about TRL's own call."""
     from trl.models import unwrap_model_for_generation
 
-    with upstream_gradient_checkpointing_flag_ok(), unwrap_model_for_generation(model, accelerator, **kwargs) as unwrapped:
+    with (
+        upstream_gradient_checkpointing_flag_ok(),
+        unwrap_model_for_generation(model, accelerator, **kwargs) as unwrapped,
+    ):
         yield unwrapped
+
+
+# TRL 1.16's `GRPOConfig` still defaults the deprecated `gradient_checkpointing=True`, which makes transformers >= 5.2x
+# emit a FutureWarning for every config. `MSJoEGRPOConfig` declares these two fields instead: TRL's default
+# (checkpointing on) kept under the new name, with TRL's help texts.
+# Drift test: tests/test_grpo_config.py::test_compat_trl_still_sets_deprecated_gradient_checkpointing (fails once
+# upstream no longer needs this, so the two fields can be dropped).
+def grpo_checkpointing_field(name: str) -> Any:
+    """The dataclass field `MSJoEGRPOConfig` declares for `gradient_checkpointing` or `activation_checkpointing`."""
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    defaults = {"gradient_checkpointing": None, "activation_checkpointing": True}
+    help_text = GRPOConfig.__dataclass_fields__[name].metadata["help"]
+    return dataclasses.field(default=defaults[name], metadata={"help": help_text})
+
+
+# TRL 1.16's `RepeatSampler` draws every epoch's order from one generator stream and has no `set_epoch`; `Trainer`
+# skips the finished epochs of a resumed run without iterating them, so the resumed run would replay epoch 1's order.
+# `Trainer`/accelerate call `set_epoch` at every epoch: this wrapper reseeds the generator from `seed + epoch` there.
+# Drift test: tests/test_grpo_trainer.py::test_compat_trl_repeat_sampler_is_still_not_epoch_seeded.
+class EpochSeededRepeatSampler(torch.utils.data.Sampler):
+    """TRL's `RepeatSampler` whose order in each epoch depends on `seed + epoch` only (unshuffled: unchanged)."""
+
+    def __init__(self, sampler: Any):
+        self.sampler = sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.sampler.shuffle and self.sampler.seed is not None:
+            self.sampler.generator.manual_seed(self.sampler.seed + epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 # ---------------------------------------------------------------------------------------------- datasets 5.2
@@ -191,3 +235,22 @@ def folder_loader_video_extensions() -> tuple[str, ...]:
     from datasets.packaged_modules.videofolder.videofolder import VideoFolder
 
     return tuple(ext.lower() for ext in VideoFolder.EXTENSIONS)
+
+
+# `datasets` 5.2's `Video(decode=True)` yields a torchcodec `VideoDecoder` tagged with the private attribute
+# `_hf_encoded = {"path", "bytes"}` it was built from, which `datasets.features.video.encode_torchcodec_video` returns
+# (and raises NotImplementedError for other decoders). No public API gives the source back; the reader needs it to
+# open resized decoders, read the key-frame index and fingerprint the content for the feature cache.
+# Drift test: tests/test_video_io.py::test_compat_datasets_video_source.
+def datasets_video_source(decoder: Any) -> str | bytes | None:
+    """The path or bytes a `datasets` `Video(decode=True)` decoder was built from; `None` for other decoders."""
+    try:
+        from datasets.features.video import encode_torchcodec_video
+
+        encoded = encode_torchcodec_video(decoder)
+    except (ImportError, NotImplementedError):
+        return None
+    if encoded.get("bytes"):
+        return bytes(encoded["bytes"])
+    path = encoded.get("path")
+    return path if isinstance(path, str) and os.path.isfile(path) else None

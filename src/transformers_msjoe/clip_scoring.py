@@ -83,10 +83,19 @@ class MSJoECLIPScorer:
         return self
 
     def identity(self) -> dict[str, Any]:
-        """Everything that changes the frame embeddings; the feature cache keys entries on it."""
+        """Everything that changes the frame embeddings; the feature cache keys entries on it.
+
+        `weights` names the weights this scorer loaded: the open_clip tag for published weights, the cached commit
+        of an `hf-hub:` repo, else a sha256 of the loaded model (`fingerprints.fingerprint_module`). The last covers
+        random weights, `local-dir:` folders and weights files, which no name pins down (two random inits differ;
+        a file can be re-saved in place). It is computed once per scorer, on first use (~1 s for ViT-L/14).
+        """
+        if getattr(self, "_weights_identity", None) is None:
+            self._weights_identity = self._identify_weights()
         return {
             "model_name": self.model_name,
             "pretrained": self.pretrained,
+            "weights": self._weights_identity,
             "image_size": list(self.image_size),
             "mean": [round(v, 6) for v in self.mean.tolist()],
             "std": [round(v, 6) for v in self.std.tolist()],
@@ -95,13 +104,31 @@ class MSJoECLIPScorer:
             "dtype": str(self.dtype),
         }
 
+    def _identify_weights(self) -> str:
+        """The `weights` entry of `identity()`."""
+        import open_clip
+
+        from .fingerprints import fingerprint_module
+        from .hub_utils import resolved_commit_hash
+
+        if self.model_name.startswith("hf-hub:"):
+            commit = resolved_commit_hash(self.model_name[len("hf-hub:") :], filename="open_clip_config.json")
+            if commit:
+                return f"hf-hub-commit:{commit}"
+            logger.info(f"No cached commit found for {self.model_name}: its weights are identified by their values.")
+        elif self.pretrained and open_clip.get_pretrained_cfg(self.model_name.replace("/", "-"), self.pretrained):
+            return f"tag:{self.pretrained}"
+        return fingerprint_module(self.model)
+
     def decode_size(self, height: int, width: int) -> tuple[int, int]:
         """Frame size to ask the decoder for, so that FFmpeg does the big downscale before any tensor exists."""
         target_h, target_w = self.image_size
         if self.resize_mode == "squash":
             return target_h, target_w
-        scale = max(target_h / height, target_w / width) if self.resize_mode == "shortest" else min(
-            target_h / height, target_w / width
+        scale = (
+            max(target_h / height, target_w / width)
+            if self.resize_mode == "shortest"
+            else min(target_h / height, target_w / width)
         )
         return max(target_h, math.ceil(height * scale)), max(target_w, math.ceil(width * scale))
 

@@ -153,8 +153,11 @@ class MSJoEConfig(PreTrainedConfig):
         Cap on the number of candidates; longer videos get this many evenly spaced candidates instead of
         `candidate_fps`. (inferred: the paper gives no cap; 1024 covers 17 minutes at 1 fps)
     candidate_seek_mode (`str`, *optional*, defaults to `"exact"`):
-        `"exact"` decodes the frame shown at each candidate time; `"approximate"` snaps candidates to nearby
-        key frames, much faster on long-GOP videos at the cost of a small timestamp error.
+        `"exact"` decodes the frame shown at each candidate time; `"approximate"` moves each candidate to its
+        nearest key frame and decodes only key frames: much faster on long-GOP videos, at the cost of a timestamp
+        error (up to half the key-frame interval, reported in the outputs). Candidates that land on the same key
+        frame are merged, so where key frames are sparser than `candidate_fps` the number of candidates T
+        shrinks to the number of key frames. (not in the paper, which samples candidates at 1 fps: a speed option)
 
     > Parameters that control the two MLLM turns (paper §3.1, §3.4)
 

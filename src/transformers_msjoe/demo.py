@@ -11,7 +11,8 @@ import json
 import os
 from dataclasses import dataclass
 
-from .modeling_msjoe import MSJoEForVideoQA, MSJoEVideoQAOutput
+from .modeling_msjoe import MSJoEForVideoQA
+from .modeling_outputs import MSJoEVideoQAOutput
 from .plotting import plot_selection
 from .synthetic_video import DEFAULT_EVENTS, make_synthetic_video
 from .tiny_models import save_tiny_clip, save_tiny_mllm
@@ -59,7 +60,8 @@ def run_demo(
         "mllm": mllm_dir,
         "clip": clip_dir,
         "planted_events_seconds": [
-            {"start": e.start * duration_seconds, "end": e.end * duration_seconds, "what": e.description} for e in DEFAULT_EVENTS
+            {"start": e.start * duration_seconds, "end": e.end * duration_seconds, "what": e.description}
+            for e in DEFAULT_EVENTS
         ],
         **output.to_dict(),
     }

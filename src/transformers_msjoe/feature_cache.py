@@ -14,14 +14,12 @@ Layout (one safetensors file per entry, readable anywhere, no pickle)::
                   "checksum" (sha256 of the tensor bytes), "created", plus extras (timestamp error ...)
 
 `key = sha256(canonical JSON {"video": <content fingerprint>, "settings": {...}})`, where the settings hold the
-CLIP identity (`MSJoECLIPScorer.identity()`: model, pretrained tag, preprocessing, dtype), candidate fps,
+CLIP identity (`MSJoECLIPScorer.identity()`: model, pretrained tag, weights, preprocessing, dtype), candidate fps,
 frame cap, candidate seek mode and the decoding pipeline version.
 
-Content fingerprint (not the path): files up to 16 MiB are hashed whole; larger ones by their size, the first
-and last MiB and 32 blocks of 64 KiB spread evenly in between (4 MiB read, whatever the length: ~5 ms for a
-multi-GB video on a local disk). Any re-encode, trim or remux changes the size and the container index at the
-head or tail, so it gets a new fingerprint; only an in-place edit of the same size that touches none of the
-sampled bytes would collide. `fingerprint="full"` hashes every byte instead, for caches that must rule that out.
+Content fingerprint (not the path): `fingerprints.fingerprint_video` (whole-file sha256 up to 16 MiB, else the
+size plus 4 MiB of sampled bytes; `fingerprint="full"` hashes every byte). The CLIP identity names the weights
+by their values where they have no stable name (`MSJoECLIPScorer.identity()`).
 
 Writes are atomic: the entry goes to a temp file in the same folder, is fsync'ed, then `os.replace`d onto its
 final name. A killed writer leaves only a hidden `.*.partial` temp (never served; `clean` removes it), and
@@ -31,20 +29,24 @@ key, settings, shapes and the checksum; a bad entry is logged, deleted and recom
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 from transformers.utils import logging
+
+from .fingerprints import Fingerprint, fingerprint_video
 
 logger = logging.get_logger(__name__)
 
@@ -67,67 +69,26 @@ ENV_DISABLE = "MSJOE_DISABLE_FEATURE_CACHE"  # "1" turns the default cache off
 FORMAT_VERSION = "1"
 ENTRY_SUFFIX = ".safetensors"
 TEMP_SUFFIX = ".partial"
-
-_FULL_HASH_MAX_BYTES = 16 * 2**20
-_HEAD_TAIL_BYTES = 2**20
-_NUM_BLOCKS = 32
-_BLOCK_BYTES = 64 * 2**10
-
-Fingerprint = Literal["sampled", "full"]
+HUB_METADATA_DIR = os.path.join(".cache", "huggingface")  # the bookkeeping `snapshot_download(local_dir=root)` leaves
 
 
-# ------------------------------------------------------------------------------------------ fingerprints
-def _hash_ranges(read_at, ranges: list[tuple[int, int]], header: bytes) -> str:
-    digest = hashlib.sha256(header)
-    for offset, length in ranges:
-        digest.update(read_at(offset, length))
-    return digest.hexdigest()
-
-
-def _sample_ranges(size: int) -> list[tuple[int, int]]:
-    """Head, tail and evenly spaced middle blocks of a file of `size` bytes (> the full-hash limit)."""
-    middle_start, middle_end = _HEAD_TAIL_BYTES, size - _HEAD_TAIL_BYTES
-    stride = (middle_end - middle_start - _BLOCK_BYTES) / max(1, _NUM_BLOCKS - 1)
-    blocks = [(middle_start + round(i * stride), _BLOCK_BYTES) for i in range(_NUM_BLOCKS)]
-    return [(0, _HEAD_TAIL_BYTES), *blocks, (middle_end, _HEAD_TAIL_BYTES)]
-
-
-def fingerprint_video(source: str | os.PathLike | bytes, mode: Fingerprint = "sampled") -> str:
-    """Content identity of a video file or its bytes: the same content gives the same string, wherever it lives.
-
-    `"sha256:<hex>"` when every byte was hashed (small files, or `mode="full"`), `"sampled1:<hex>"` otherwise
-    (see the module docstring for what the sampled form can and cannot tell apart).
-    """
-    if mode not in ("sampled", "full"):
-        raise ValueError(f"`fingerprint` must be 'sampled' or 'full', got {mode!r}.")
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        view = memoryview(source)
-        size = len(view)
-
-        def read_at(offset: int, length: int) -> bytes:
-            return view[offset : offset + length]
-
-        return _fingerprint(read_at, size, mode)
-    with open(os.fspath(source), "rb") as handle:
-
-        def read_at(offset: int, length: int) -> bytes:
-            handle.seek(offset)
-            return handle.read(length)
-
-        return _fingerprint(read_at, os.fstat(handle.fileno()).st_size, mode)
-
-
-def _fingerprint(read_at, size: int, mode: Fingerprint) -> str:
-    if mode == "full" or size <= _FULL_HASH_MAX_BYTES:
-        digest = hashlib.sha256()
-        for offset in range(0, size, 8 * 2**20):
-            digest.update(read_at(offset, 8 * 2**20))
-        return f"sha256:{digest.hexdigest()}"
-    return f"sampled1:{_hash_ranges(read_at, _sample_ranges(size), f'size={size};'.encode())}"
-
-
+# ------------------------------------------------------------------------------------------ helpers
 def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _new_file_mode() -> int:
+    """`0o666` less the process umask: the mode `open()` gives a new file (`mkstemp` always uses 0600)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0)  # no /proc (not Linux): read the umask by setting it, and put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _tensor_checksum(timestamps: torch.Tensor, embeddings: torch.Tensor) -> str:
@@ -158,6 +119,8 @@ class CacheReport:
     groups: list[dict[str, Any]] = field(default_factory=list)
     temp_files: int = 0
     temp_bytes: int = 0
+    hub_metadata_files: int = 0  # `pull` bookkeeping under <root>/.cache/huggingface
+    hub_metadata_bytes: int = 0
     unreadable: list[str] = field(default_factory=list)  # entries whose header cannot be read (corrupt)
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,6 +131,7 @@ class CacheReport:
 class CleanResult:
     removed_entries: int = 0
     removed_temp_files: int = 0
+    removed_hub_metadata_files: int = 0  # `pull` bookkeeping under <root>/.cache/huggingface (with `remove_all`)
     freed_bytes: int = 0
     kept_entries: int = 0
 
@@ -314,7 +278,7 @@ class MSJoEFeatureCache:
         fd, temp_path = tempfile.mkstemp(prefix=f".{key}.", suffix=TEMP_SUFFIX, dir=os.path.dirname(path))
         try:
             with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o644)  # mkstemp's 0600 would hide entries from a team sharing the folder
+                os.fchmod(handle.fileno(), _new_file_mode())  # mkstemp's 0600 would hide entries from the team
                 handle.write(payload)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -372,6 +336,7 @@ class MSJoEFeatureCache:
             slot = groups.setdefault(_canonical_json(group), {**group, "entries": 0, "bytes": 0})
             slot["entries"] += 1
             slot["bytes"] += size
+        report.hub_metadata_files, report.hub_metadata_bytes = _tree_size(os.path.join(self.root, HUB_METADATA_DIR))
         report.groups = sorted(groups.values(), key=lambda g: -g["bytes"])
         return report
 
@@ -387,7 +352,8 @@ class MSJoEFeatureCache:
         """Delete entries: all, unused for `older_than_days`, of one CLIP model, or (with `verify`) corrupt ones.
 
         Leftover temp files of killed writers are removed once older than `temp_grace_seconds` (a running writer's
-        temp is younger), or all of them with `remove_all`. Entries are touched on every cache hit, so their
+        temp is younger), or all of them with `remove_all`, which also removes the bookkeeping a `pull` leaves
+        (`<root>/.cache/huggingface`). Entries are touched on every cache hit, so their
         modification time is their last use.
         """
         result = CleanResult()
@@ -404,9 +370,31 @@ class MSJoEFeatureCache:
                 result.removed_entries += 1
             else:
                 result.kept_entries += 1
+        if remove_all:
+            result.removed_hub_metadata_files, size = self._remove_hub_metadata()
+            result.freed_bytes += size
         return result
 
-    def _should_remove(self, path, age, remove_all, older_than_days, clip_model_name, verify) -> bool:
+    def _remove_hub_metadata(self) -> tuple[int, int]:
+        """Delete the bookkeeping `pull` leaves (`<root>/.cache/huggingface`); (files, bytes) removed."""
+        folder = os.path.join(self.root, HUB_METADATA_DIR)
+        files, size = _tree_size(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # `<root>/.cache` too, if nothing else lives there
+            os.rmdir(os.path.dirname(folder))
+        return files, size
+
+    def _should_remove(
+        self,
+        path: str,
+        age: float,
+        remove_all: bool,
+        older_than_days: float | None,
+        clip_model_name: str | None,
+        verify: bool,
+    ) -> bool:
+        """Whether `clean` deletes the entry at `path` (`age`: seconds since its last use); unreadable entries go
+        whenever the header must be read (a `clip_model_name` or `verify` selector)."""
         if remove_all or (older_than_days is not None and age > older_than_days * 86400):
             return True
         if clip_model_name is None and not verify:
@@ -445,6 +433,17 @@ def _parse_entry(data: bytes) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
         raise CorruptEntryError(f"unreadable safetensors file: {err}") from err
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
     return dict(metadata or {}), tensors
+
+
+def _tree_size(folder: str) -> tuple[int, int]:
+    """(files, bytes) under `folder`; (0, 0) when it does not exist."""
+    files = size = 0
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(OSError):
+                size += os.path.getsize(os.path.join(dirpath, name))
+                files += 1
+    return files, size
 
 
 def _group_of(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -508,18 +507,17 @@ def push_feature_cache(
     commit_message: str | None = None,
 ) -> str:
     """Upload every entry of `cache` to the Hub dataset repo `repo_id` (created if needed); returns the commit URL."""
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import HfApi
+
+    from .hub_utils import require_hub_token
 
     cache = cache or MSJoEFeatureCache()
-    token = token or get_token()
-    if not token:
-        raise ValueError(
-            f"Pushing the feature cache to {repo_id!r} needs a Hugging Face token with write access: run "
-            "`hf auth login`, set HF_TOKEN, or pass --token."
-        )
+    token = require_hub_token(token, action=f"pushing the feature cache to {repo_id!r}")
     entries = cache.entry_paths()
     if not entries:
-        raise ValueError(f"The feature cache at {cache.root} has no entries to push: fill it with `msjoe cache-features` first.")
+        raise ValueError(
+            f"The feature cache at {cache.root} has no entries to push: fill it with `msjoe cache-features` first."
+        )
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True).repo_id
     commit = api.upload_folder(
@@ -541,7 +539,9 @@ def pull_feature_cache(
 ) -> int:
     """Download the entries of the Hub dataset repo `repo_id` into `cache`; returns the number of entries there.
 
-    Downloaded entries are verified like any other on first use (a bad one is recomputed).
+    Downloaded entries are verified like any other on first use (a bad one is recomputed). `huggingface_hub` keeps
+    its download bookkeeping in `<root>/.cache/huggingface`, which makes a later pull fetch only new entries;
+    `clean(remove_all=True)` (`msjoe cache clean --all`) removes it with the entries.
     """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled

@@ -9,7 +9,13 @@ read back (milliseconds) for every later question.
 Candidate seek modes (`MSJoEConfig.candidate_seek_mode`):
   - `"exact"`: the frame shown at each planned time (bin centres at `candidate_fps`, capped).
   - `"approximate"`: each planned time moves to its nearest key frame, so each decode is one seek + one frame
-    and no GOP walk; the mean / max distance to the planned times is reported in `timestamp_error`.
+    and no GOP walk; planned times that share a key frame collapse into one candidate (T can shrink to the number
+    of key frames). The mean / max distance to the planned times is reported in `timestamp_error`, and the number
+    of planned times in `planned_candidates`.
+
+The cache never pairs one file's features with another file's fingerprint: the reader records the file's
+(device, inode, size, mtime) before opening it, and features are neither read nor stored once that changed
+(`VideoReader.source_unchanged`).
 """
 
 from __future__ import annotations
@@ -58,9 +64,11 @@ class CandidateFeatures:
 
     timestamps: torch.Tensor  # (T,) float64 seconds of the frames that were embedded
     embeddings: torch.Tensor  # (T, D) float32, unit norm
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: candidate_decode, clip_encode, feature_cache
+    # seconds: candidate_plan, candidate_decode, clip_encode, feature_cache (with a cache)
+    timings: dict[str, float] = field(default_factory=dict)
     seek_mode: str = "exact"
     timestamp_error: dict[str, float] = field(default_factory=dict)  # approximate mode: mean / max seconds off plan
+    planned_candidates: int | None = None  # T0, the candidate times planned at candidate_fps (T <= T0)
     cache_status: CacheStatus = "off"  # "hit": read from the cache; "miss": computed and stored; "off"; "uncacheable"
 
 
@@ -75,13 +83,15 @@ class CandidatePlan:
 
     @property
     def timestamp_error(self) -> dict[str, float]:
+        """Seconds between the planned and the decoded times (`mean_seconds`, `max_seconds`); empty in exact mode."""
         if self.seek_mode == "exact":
             return {}
-        return {
-            "mean_seconds": float(self.error_seconds.mean()),
-            "max_seconds": float(self.error_seconds.max()),
-            "planned_candidates": float(len(self.planned)),
-        }
+        return {"mean_seconds": float(self.error_seconds.mean()), "max_seconds": float(self.error_seconds.max())}
+
+    @property
+    def planned_candidates(self) -> int:
+        """T0, the number of candidate times planned at `candidate_fps` (before key-frame snapping merged any)."""
+        return len(self.planned)
 
 
 def plan_candidates(
@@ -135,7 +145,9 @@ def _encode_plan(
     reader: VideoReader, scorer: MSJoECLIPScorer, timestamps: torch.Tensor, batch_size: int, show_progress: bool
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Decode `timestamps` in batches of `batch_size` (see `candidate_decode_size`) and embed them: `(T, D)` + timings."""
-    size = candidate_decode_size(reader.info.height, reader.info.width, scorer.decode_size(reader.info.height, reader.info.width))
+    size = candidate_decode_size(
+        reader.info.height, reader.info.width, scorer.decode_size(reader.info.height, reader.info.width)
+    )
     chunks: list[torch.Tensor] = []
     decode_seconds = encode_seconds = 0.0
     batches = reader.iter_frames_at(timestamps, size=size, batch_size=batch_size)
@@ -158,39 +170,67 @@ def _encode_plan(
 
 @dataclass
 class _CacheLookup:
-    key: str | None = None  # None: no cache, or a source that cannot be fingerprinted
+    settings: dict  # `candidate_feature_settings`: part of the key, stored in the entry
+    key: str | None = None  # None: a source that cannot be fingerprinted, or a file changed since it was opened
     fingerprint: str | None = None
     seconds: float = 0.0
     hit: CandidateFeatures | None = None
 
 
-def _lookup(cache: MSJoEFeatureCache, reader: VideoReader, settings: dict, embed_dim: int, seek_mode: str) -> _CacheLookup:
-    """Fingerprint the video and read its entry; a hit comes back as finished `CandidateFeatures`."""
+def _source_unchanged(reader: VideoReader, action: str) -> bool:
+    """`reader.source_unchanged()`, logging why the cache is skipped when the file changed since it was opened."""
+    if reader.source_unchanged():
+        return True
+    logger.warning(
+        f"{reader.label} changed on disk after it was opened (replaced or edited): its candidate features are not "
+        f"{action} the feature cache. Open the video again to cache its new content."
+    )
+    return False
+
+
+def _lookup(
+    cache: MSJoEFeatureCache, reader: VideoReader, scorer: MSJoECLIPScorer, candidate_fps: float,
+    max_candidate_frames: int, seek_mode: CandidateSeekMode,
+) -> _CacheLookup:  # fmt: skip
+    """Key the video (settings + content fingerprint) and read its entry; a hit comes back as finished
+    `CandidateFeatures`. Timed as the `feature_cache` stage, the CLIP's one-time weights fingerprint included."""
     start = time.perf_counter()
-    lookup = _CacheLookup(fingerprint=cache.fingerprint(reader))
-    if lookup.fingerprint is not None:
-        lookup.key = cache.entry_key(lookup.fingerprint, settings)
-        entry = cache.load(lookup.key, settings=settings, embed_dim=embed_dim)
+    lookup = _CacheLookup(candidate_feature_settings(scorer, candidate_fps, max_candidate_frames, seek_mode))
+    fingerprint = cache.fingerprint(reader)
+    if fingerprint is not None and _source_unchanged(reader, "read from"):  # checked after hashing the file
+        lookup.fingerprint, lookup.key = fingerprint, cache.entry_key(fingerprint, lookup.settings)
+        entry = cache.load(lookup.key, settings=lookup.settings, embed_dim=scorer.embed_dim)
         if entry is not None:
-            error = {k[len("error_") :]: float(v) for k, v in entry.metadata.items() if k.startswith("error_")}
+            meta = entry.metadata
             lookup.hit = CandidateFeatures(
-                timestamps=entry.timestamps, embeddings=entry.embeddings, seek_mode=seek_mode, timestamp_error=error,
-                timings={"candidate_decode": 0.0, "clip_encode": 0.0, "feature_cache": time.perf_counter() - start},
-                cache_status="hit",
+                timestamps=entry.timestamps, embeddings=entry.embeddings, seek_mode=seek_mode, cache_status="hit",
+                timestamp_error={k[len("error_") :]: float(v) for k, v in meta.items() if k.startswith("error_")},
+                planned_candidates=int(meta["planned_candidates"]) if "planned_candidates" in meta else None,
+                timings={
+                    "candidate_plan": 0.0, "candidate_decode": 0.0, "clip_encode": 0.0,
+                    "feature_cache": time.perf_counter() - start,
+                },
             )  # fmt: skip
     lookup.seconds = time.perf_counter() - start
     return lookup
 
 
-def _store(cache: MSJoEFeatureCache, lookup: _CacheLookup, plan: CandidatePlan, embeddings: torch.Tensor, settings: dict, label: str) -> CacheStatus:  # fmt: skip
-    """Write the computed features; a failed write is logged and leaves the features uncached."""
+def _store(
+    cache: MSJoEFeatureCache, lookup: _CacheLookup, plan: CandidatePlan, embeddings: torch.Tensor, reader: VideoReader
+) -> CacheStatus:
+    """Write the computed features; a failed write, or a file changed while it was decoded, is logged and leaves
+    the features uncached."""
     if lookup.key is None:
         return "uncacheable"
     start = time.perf_counter()
     try:
+        if not _source_unchanged(reader, "stored in"):
+            return "uncacheable"
+        extra = {f"error_{k}": repr(v) for k, v in plan.timestamp_error.items()}
+        extra["planned_candidates"] = str(plan.planned_candidates)
         cache.save(
-            lookup.key, plan.timestamps, embeddings, settings=settings, fingerprint=lookup.fingerprint, video_label=label,
-            extra={f"error_{k}": repr(v) for k, v in plan.timestamp_error.items()},
+            lookup.key, plan.timestamps, embeddings, settings=lookup.settings, fingerprint=lookup.fingerprint,
+            video_label=reader.label, extra=extra,
         )  # fmt: skip
         return "miss"
     except OSError as err:
@@ -211,19 +251,24 @@ def extract_candidate_features(
     show_progress: bool = False,
     cache: MSJoEFeatureCache | None = None,
 ) -> CandidateFeatures:
-    """Candidate CLIP features of `reader`: read from `cache` when there, else decoded + encoded in bounded
-    batches (and stored in `cache`)."""
-    settings = candidate_feature_settings(scorer, candidate_fps, max_candidate_frames, seek_mode)
-    lookup = _lookup(cache, reader, settings, scorer.embed_dim, seek_mode) if cache is not None else None
-    if lookup is not None and lookup.hit is not None:
-        return lookup.hit
+    """Candidate CLIP features of `reader`: read from `cache` when there, else planned, decoded and encoded in
+    bounded batches (and stored in `cache`). `timings` covers every step: planning (the key-frame scan in the
+    approximate mode), decoding, encoding and the cache."""
+    lookup = None
+    if cache is not None:
+        lookup = _lookup(cache, reader, scorer, candidate_fps, max_candidate_frames, seek_mode)
+        if lookup.hit is not None:
+            return lookup.hit
+    start = time.perf_counter()
     plan = plan_candidates(reader, candidate_fps, max_candidate_frames, seek_mode)
+    plan_seconds = time.perf_counter() - start
     embeddings, timings = _encode_plan(reader, scorer, plan.timestamps, batch_size, show_progress)  # (T, D)
+    timings = {"candidate_plan": plan_seconds, **timings}
     status: CacheStatus = "off"
     if lookup is not None:
-        status = _store(cache, lookup, plan, embeddings, settings, reader.label)
+        status = _store(cache, lookup, plan, embeddings, reader)
         timings["feature_cache"] = lookup.seconds
     return CandidateFeatures(
         timestamps=plan.timestamps, embeddings=embeddings, timings=timings, seek_mode=seek_mode,
-        timestamp_error=plan.timestamp_error, cache_status=status,
+        timestamp_error=plan.timestamp_error, planned_candidates=plan.planned_candidates, cache_status=status,
     )  # fmt: skip

@@ -7,16 +7,67 @@ Every field added here is documented once, in the class docstring (TRL's format)
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from trl import GRPOConfig
 
-__all__ = ["INFO_NORMALIZATIONS", "TRAINING_STAGES", "MSJoEGRPOConfig", "field_help_from_docstring"]
+from ._compat import grpo_checkpointing_field
+
+__all__ = ["INFO_NORMALIZATIONS", "LOSS_AGGREGATION", "TRAINING_STAGES", "MSJoEGRPOConfig", "field_help_from_docstring"]
 
 TRAINING_STAGES = ("sampler_pretrain", "joint")
+
+# How TRL 1.16's `GRPOTrainer._compute_loss` aggregates a loss over the rows of one call, which is how the trainer
+# combines its per-turn calls: "sequence" (a mean over rows of per-row values: combine by row counts), "local_token"
+# (a token mean of the call: combine by token counts), "global_token" (a token sum over the generation batch's
+# `num_items_in_batch`: add). Pinned to TRL's loss types by tests/test_grpo_config.py::test_loss_types_track_trl.
+LOSS_AGGREGATION = {
+    "grpo": "sequence", "sapo": "sequence", "luspo": "sequence", "dr_grpo": "sequence",
+    "bnpo": "local_token",
+    "dapo": "global_token", "cispo": "global_token", "vespo": "global_token",
+}  # fmt: skip
 INFO_NORMALIZATIONS = ("softmax", "raw", "peak_over_mean")
 LOG_PROB_FORMS = ("paper", "plackett_luce")
+
+
+def _is_true(value: Any) -> bool:
+    return value is True
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None
+
+
+# GRPOConfig settings the MSJoE rollout (two `generate` turns with frames chosen in between) or loss would ignore:
+# (field, whether the value asks for the unsupported behaviour, why + the fix).
+_UNHONOURED_SETTINGS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("use_vllm", _is_true, "the two-turn rollout (preview -> queries -> sampled frames -> answer) generates with "
+     "transformers; set use_vllm=False."),
+    ("use_transformers_continuous_batching", _is_true, "the rollout calls `generate` per turn; set "
+     "use_transformers_continuous_batching=False (and use_transformers_paged=False, its deprecated alias)."),
+    ("mask_truncated_completions", _is_true, "truncation is per turn in MSJoE and not masked; set it to False and "
+     "raise `query_max_new_tokens` / `answer_max_new_tokens` instead."),
+    ("chat_template_kwargs", _is_set, "MSJoE's prompts are built by MSJoEProcessor from its templates; unset it and "
+     "edit the processor's `query_template` / `answer_template`."),
+    ("num_generations_eval", _is_set, "evaluation answers each question once with the inference pipeline (greedy); "
+     "unset it."),
+    ("multi_objective_aggregation", lambda v: v != "sum_then_normalize", "MSJoE's reward is the weighted sum "
+     "r = r_acc + r_format + r_info (paper §2.2); use 'sum_then_normalize'."),
+    ("cast_lm_head_to_fp32", _is_true, "TRL casts `model.lm_head`, which belongs to the wrapped MLLM; set it to "
+     "False."),
+    ("ds3_gather_for_generation", lambda v: v is False, "processes generate different numbers of turns per step, "
+     "which ZeRO-3's per-layer gathers cannot match; set it to True."),
+    ("ddp_find_unused_parameters", _is_true, "every process runs the same forwards and gives every trained weight "
+     "a gradient each step, and DDP's unused-parameter search breaks with the sampler's separate forward; leave it "
+     "unset."),
+    ("pad_to_multiple_of", _is_set, "prompts are padded by the MLLM's processor together with their frames; unset "
+     "it."),
+    ("max_tool_calling_iterations", _is_set, "MSJoE's rollout calls no tools; unset it."),
+    ("trust_remote_code", _is_true, "MSJoE loads every MLLM through the transformers Auto classes without remote "
+     "code; set it to False."),
+)  # fmt: skip
 
 
 def field_help_from_docstring(doc: str, name: str) -> str:
@@ -61,7 +112,10 @@ class MSJoEGRPOConfig(GRPOConfig):
     info_reward_weight (`float`, *optional*, defaults to `0.1`):
         Weight of the informativeness reward: the fraction of queries whose similarity curve has a clear peak.
     info_threshold (`float`, *optional*, defaults to `10.0`):
-        A query's curve counts as peaked when its peak ratio exceeds this (the paper's tau_info = 10).
+        tau_info (paper, 10): a query counts as informative when the peak ratio of its similarity curve over the
+        candidate frames exceeds it. Under the default softmax normalisation the ratio is
+        exp(info_softmax_scale * (max s - min s)), so 10 means a cosine spread above ln(10) / 100 = 0.023.
+        Only queries the MLLM wrote count: a query turn that fell back to the question scores 0.
     info_normalization (`str`, *optional*, defaults to `"softmax"`):
         How the similarity row is turned into the peak ratio (the paper does not say, §1.3): `"softmax"` =
         max/min of softmax(info_softmax_scale * s) over frames; `"raw"` = max/min of the raw cosines (infinite
@@ -106,16 +160,9 @@ class MSJoEGRPOConfig(GRPOConfig):
         Also evaluate the same model with uniformly sampled frames, so the sampler's gain is visible.
     """
 
-    # Version shim (TRL 1.16 + transformers >= 5.2x): TRL's base config still defaults the deprecated
-    # `gradient_checkpointing=True`, which makes transformers emit a FutureWarning on every config; keep TRL's
-    # default (checkpointing on) under the new name. Drift test: tests/test_grpo_config.py::test_trl_still_sets_
-    # deprecated_gradient_checkpointing (fails once upstream no longer needs this, so it can be dropped).
-    gradient_checkpointing: bool | None = field(
-        default=None, metadata={"help": GRPOConfig.__dataclass_fields__["gradient_checkpointing"].metadata["help"]}
-    )
-    activation_checkpointing: bool | None = field(
-        default=True, metadata={"help": GRPOConfig.__dataclass_fields__["activation_checkpointing"].metadata["help"]}
-    )
+    # TRL's checkpointing default without transformers' deprecation warning (version shim, see _compat.py).
+    gradient_checkpointing: bool | None = grpo_checkpointing_field("gradient_checkpointing")
+    activation_checkpointing: bool | None = grpo_checkpointing_field("activation_checkpointing")
 
     training_stage: Literal["sampler_pretrain", "joint"] = field(
         default="joint", metadata={"help": field_help_from_docstring(__doc__, "training_stage")}
@@ -151,7 +198,9 @@ class MSJoEGRPOConfig(GRPOConfig):
     difficulty_advantage_cap: float = field(
         default=10.0, metadata={"help": field_help_from_docstring(__doc__, "difficulty_advantage_cap")}
     )
-    num_key_frames: int | None = field(default=None, metadata={"help": field_help_from_docstring(__doc__, "num_key_frames")})
+    num_key_frames: int | None = field(
+        default=None, metadata={"help": field_help_from_docstring(__doc__, "num_key_frames")}
+    )
     num_preview_frames: int | None = field(
         default=None, metadata={"help": field_help_from_docstring(__doc__, "num_preview_frames")}
     )
@@ -161,7 +210,9 @@ class MSJoEGRPOConfig(GRPOConfig):
     key_frame_max_pixels: int | None = field(
         default=None, metadata={"help": field_help_from_docstring(__doc__, "key_frame_max_pixels")}
     )
-    candidate_fps: float | None = field(default=None, metadata={"help": field_help_from_docstring(__doc__, "candidate_fps")})
+    candidate_fps: float | None = field(
+        default=None, metadata={"help": field_help_from_docstring(__doc__, "candidate_fps")}
+    )
     max_candidate_frames: int | None = field(
         default=None, metadata={"help": field_help_from_docstring(__doc__, "max_candidate_frames")}
     )
@@ -182,10 +233,16 @@ class MSJoEGRPOConfig(GRPOConfig):
     def __post_init__(self):
         super().__post_init__()
         self._validate_msjoe()
+        self._refuse_unhonoured_settings()
 
     def _validate_msjoe(self) -> None:
         """Each error names the field, the value and the fix."""
-        choices = {"training_stage": TRAINING_STAGES, "info_normalization": INFO_NORMALIZATIONS, "sampler_log_prob_form": LOG_PROB_FORMS}  # fmt: skip
+        choices = {
+            "training_stage": TRAINING_STAGES,
+            "info_normalization": INFO_NORMALIZATIONS,
+            "sampler_log_prob_form": LOG_PROB_FORMS,
+            "loss_type": tuple(LOSS_AGGREGATION),
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"`{name}` must be one of {allowed}, got {getattr(self, name)!r}.")
@@ -196,7 +253,11 @@ class MSJoEGRPOConfig(GRPOConfig):
         for name in ("sampler_learning_rate", "info_threshold", "info_softmax_scale", "difficulty_advantage_cap"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}.")
-        for name in ("num_key_frames", "preview_max_pixels", "key_frame_max_pixels", "max_candidate_frames", "query_max_new_tokens", "answer_max_new_tokens"):  # fmt: skip
+        positive = (
+            "num_key_frames", "preview_max_pixels", "key_frame_max_pixels", "max_candidate_frames",
+            "query_max_new_tokens", "answer_max_new_tokens",
+        )  # fmt: skip
+        for name in positive:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"`{name}` must be a positive integer or unset (keep the model's), got {value}.")
@@ -208,6 +269,13 @@ class MSJoEGRPOConfig(GRPOConfig):
                 f"`beta`={self.beta} has no effect in training_stage='sampler_pretrain' (the MLLM is frozen and its "
                 "loss skipped): set beta=0.0."
             )
+
+    def _refuse_unhonoured_settings(self) -> None:
+        """`GRPOConfig` settings that MSJoE's two-turn rollout or loss would silently ignore are refused."""
+        for name, is_set, reason in _UNHONOURED_SETTINGS:
+            value = getattr(self, name)
+            if is_set(value):
+                raise ValueError(f"`{name}`={value!r} is not supported by MSJoEGRPOTrainer: {reason}")
 
     def model_config_overrides(self) -> dict[str, Any]:
         """The frame settings this config overrides in the model's `MSJoEConfig` (only the ones set)."""

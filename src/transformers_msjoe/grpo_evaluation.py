@@ -11,15 +11,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from .metrics import load_msjoe_accuracy
 from .modeling_msjoe import MSJoEForVideoQA
+from .prompts import letter_options
 from .video_io import VideoDecodeError
 
 logger = logging.get_logger(__name__)
 
 __all__ = ["QAPrediction", "answer_rows", "evaluate_selections", "flatten_accuracy", "score_predictions"]
+
 
 @dataclass
 class QAPrediction:
@@ -32,13 +35,19 @@ class QAPrediction:
 
 
 def answer_rows(
-    model: MSJoEForVideoQA, rows: Sequence[Mapping[str, Any]], *, selection: str, batch_size: int
+    model: MSJoEForVideoQA,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    selection: str,
+    batch_size: int,
+    show_progress: bool = False,
 ) -> tuple[list[QAPrediction], int]:
     """Answer `rows` with `selection`; a batch hitting an undecodable video is retried row by row and the bad
     rows are skipped. Returns the predictions and the number of skipped rows."""
     predictions: list[QAPrediction] = []
     skipped = 0
-    for start in range(0, len(rows), batch_size):
+    starts = range(0, len(rows), batch_size)
+    for start in tqdm(starts, desc=f"Evaluating ({selection} frames)", unit="batch", disable=not show_progress):
         batch = list(rows[start : start + batch_size])
         try:
             outputs = _answer(model, batch, selection)
@@ -53,14 +62,18 @@ def answer_rows(
                     outputs.append(None)
         for row, out in zip(batch, outputs):
             if out is not None:
+                answer = str(row["answer"]).strip().upper()
                 predictions.append(
-                    QAPrediction(out.option, str(row["answer"]).strip().upper(), row.get("question_type"), row.get("duration_seconds"))
+                    QAPrediction(out.option, answer, row.get("question_type"), row.get("duration_seconds"))
                 )
     return predictions, skipped
 
 
 def _answer(model: MSJoEForVideoQA, rows: Sequence[Mapping[str, Any]], selection: str) -> list[Any]:
-    return model.answer_batch([r["video"] for r in rows], [r["question"] for r in rows], [r["options"] for r in rows], selection=selection)  # fmt: skip
+    # Dataset options are plain texts, lettered by position (data/schema.py): letter them here, so that a text
+    # such as "A. Lincoln" is never read as a label.
+    options = [letter_options(r["options"], lettered=False) for r in rows]
+    return model.answer_batch([r["video"] for r in rows], [r["question"] for r in rows], options, selection=selection)
 
 
 def score_predictions(predictions: Sequence[QAPrediction], bucket_edges: Sequence[float]) -> dict[str, Any]:
@@ -76,7 +89,8 @@ def score_predictions(predictions: Sequence[QAPrediction], bucket_edges: Sequenc
 
 
 def flatten_accuracy(result: Mapping[str, Any], prefix: str) -> dict[str, float]:
-    """`{"accuracy": .., "accuracy_by_type": {"ocr": ..}}` -> `{"<prefix>/accuracy": .., "<prefix>/accuracy/type=ocr": ..}`."""
+    """`{"accuracy": .., "accuracy_by_type": {"ocr": ..}}` ->
+    `{"<prefix>/accuracy": .., "<prefix>/accuracy/type=ocr": ..}`."""
     flat = {f"{prefix}/accuracy": float(result["accuracy"]), f"{prefix}/count": float(result["count"])}
     for key, label in (("accuracy_by_type", "type"), ("accuracy_by_duration", "duration")):
         for name, value in result.get(key, {}).items():
@@ -93,11 +107,14 @@ def evaluate_selections(
     bucket_edges: Sequence[float],
     gather: Callable[[list[Any]], list[Any]],
     prefix: str,
+    show_progress: bool = False,
 ) -> dict[str, float]:
     """Accuracy of each frame-selection strategy on `rows` (this process's shard), gathered over processes."""
     metrics: dict[str, float] = {}
     for selection in selections:
-        local, skipped = answer_rows(model, rows, selection=selection, batch_size=batch_size)
+        local, skipped = answer_rows(
+            model, rows, selection=selection, batch_size=batch_size, show_progress=show_progress
+        )
         predictions = gather(local)
         metrics.update(flatten_accuracy(score_predictions(predictions, bucket_edges), f"{prefix}_{selection}"))
         metrics[f"{prefix}_{selection}/skipped_videos"] = float(sum(gather([skipped])))

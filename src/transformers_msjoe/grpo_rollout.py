@@ -11,6 +11,9 @@ Each generation differs in its queries, frames and answer. A row keeps what the 
 turns with the visual inputs they were generated from (prompt text, frames, timestamps, completion ids) and
 to recompute the sampler's log-probability (S and the draw order). Rows whose video fails to decode are kept
 but flagged invalid: they get no reward, no advantage and no loss, so one bad file never poisons a batch.
+
+Both MLLM turns go through `MSJoEForVideoQA.generate_completions` and the queries through
+`MSJoEForVideoQA.visual_queries`, the inference pipeline's own steps, with TRL's sampling settings.
 """
 
 from __future__ import annotations
@@ -29,27 +32,28 @@ from .frame_features import CandidateFeatures
 from .modeling_msjoe import MSJoEForVideoQA
 from .modeling_sampler import frame_log_prob, sample_frames
 from .processing_msjoe import MSJoEProcessor
-from .prompts import LetteredOption, letter_options, parse_queries
-from .video_io import (
-    VideoDecodeError,
-    VideoInfo,
-    VideoReader,
-    open_video,
-    plan_uniform_timestamps,
-)
+from .prompts import LetteredOption, letter_options
+from .video_io import VideoDecodeError, VideoInfo, VideoReader, open_video, plan_uniform_timestamps
 
 logger = logging.get_logger(__name__)
 
 __all__ = [
+    "TURNS",
     "MSJoERollout",
     "RolloutRow",
     "Turn",
     "WithVisualInputs",
     "build_turn_batch",
+    "draw_log_probs",
     "frame_weight_entropy",
-    "sampler_log_probs",
+    "pad_similarities",
+    "placeholder_turn",
     "selected_spread",
 ]
+
+
+TURNS = ("query", "answer")  # the two MLLM turns of a rollout, as named in batches (`<turn>_turns`) and metrics
+
 
 @dataclass
 class Turn:
@@ -58,10 +62,22 @@ class Turn:
     prompt: str
     frames: torch.Tensor  # (N, 3, H, W) uint8, as fed to the processor
     timestamps: torch.Tensor  # (N,) seconds
-    video: VideoInfo
+    video: VideoInfo | None  # None only for frameless turns
     max_pixels: int  # the per-frame pixel budget the processor resizes to (preview or key frames)
     completion_ids: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))  # (C,)
     text: str = ""
+    prompt_length: int = 0  # prompt tokens, visual tokens included (for `num_input_tokens_seen`)
+
+    @property
+    def shape_key(self) -> tuple[int, ...]:
+        """Turns with equal keys can share one forward (some families need equal frame counts and sizes)."""
+        return (self.max_pixels, *self.frames.shape)
+
+
+def placeholder_turn(max_pixels: int) -> Turn:
+    """A frameless turn with an empty prompt and one masked-out completion token: what a process with no valid
+    row forwards so that every process runs the same number of forwards (and collectives) per step."""
+    return Turn("", torch.zeros(0, 3, 1, 1, dtype=torch.uint8), torch.zeros(0), None, max_pixels)
 
 
 @dataclass
@@ -73,8 +89,8 @@ class RolloutRow:
     error: str | None = None
     query: Turn | None = None
     answer: Turn | None = None
-    queries: list[str] = field(default_factory=list)
-    queries_fallback: bool = False  # nothing parsable in the query turn: the question was used as the query
+    queries: list[str] = field(default_factory=list)  # the queries S was computed for (similarity rows, in order)
+    num_written_queries: int = 0  # the first ones, written by the MLLM; 0 = fallback to the question
     similarity: torch.Tensor | None = None  # (Q, T) cosine
     logits: torch.Tensor | None = None  # (T,) sampler logits at rollout time (no grad)
     draw_order: torch.Tensor | None = None  # (K,) candidates as drawn
@@ -83,6 +99,11 @@ class RolloutRow:
     @property
     def valid(self) -> bool:
         return self.error is None and self.answer is not None
+
+    @property
+    def queries_fallback(self) -> bool:
+        """The query turn gave nothing parsable: the question was used as the only query."""
+        return self.num_written_queries == 0
 
 
 class WithVisualInputs:
@@ -114,7 +135,7 @@ def build_turn_batch(
     whose per-token fields (e.g. `mm_token_type_ids`) are zero-extended over the completion.
     """
     if len({t.max_pixels for t in turns}) != 1:
-        raise ValueError("build_turn_batch needs turns of one kind (one pixel budget); batch query and answer turns apart.")
+        raise ValueError("build_turn_batch needs turns of one pixel budget; batch query and answer turns apart.")
     inputs = processor.build_inputs(
         [t.prompt for t in turns], [t.frames for t in turns], [t.timestamps for t in turns], [t.video for t in turns],
         max_pixels=turns[0].max_pixels,
@@ -132,7 +153,8 @@ def build_turn_batch(
         if value.dim() >= 2 and tuple(value.shape[:2]) == tuple(prompt_ids.shape):  # per-token field
             value = torch.cat([value, value.new_zeros(len(turns), length, *value.shape[2:])], dim=1)
         value = value.to(device)
-        visual[key] = value.to(dtype) if torch.is_floating_point(value) else value
+        # pixels follow the MLLM's dtype; other floats (e.g. second_per_grid_ts) keep their precision
+        visual[key] = value.to(dtype) if key.startswith("pixel_values") else value
     return {
         "prompt_ids": prompt_ids.to(device), "prompt_mask": prompt_mask.to(device),
         "completion_ids": completion_ids.to(device), "completion_mask": completion_mask.to(device),
@@ -140,7 +162,9 @@ def build_turn_batch(
     }  # fmt: skip
 
 
-def pad_similarities(similarities: Sequence[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_similarities(
+    similarities: Sequence[torch.Tensor], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Stack `(Q_i, T_i)` matrices into `(B, Q, T)` with frame `(B, T)` and query `(B, Q)` masks for the U-Net."""
     num_q = max(s.shape[0] for s in similarities)
     num_t = max(s.shape[1] for s in similarities)
@@ -155,15 +179,18 @@ def pad_similarities(similarities: Sequence[torch.Tensor], device: torch.device)
     return batch, frame_mask, query_mask
 
 
-def sampler_log_probs(
-    sampler: torch.nn.Module, similarities: Sequence[torch.Tensor], draw_orders: Sequence[torch.Tensor], form: str
+def draw_log_probs(
+    logits: torch.Tensor, similarities: Sequence[torch.Tensor], draw_orders: Sequence[torch.Tensor], form: str
 ) -> torch.Tensor:
-    """`(B,)` differentiable log-probability of each row's drawn frames under the sampler (one batched forward)."""
-    param = next(sampler.parameters())
-    batch, frame_mask, query_mask = pad_similarities(similarities, param.device)
-    logits = sampler(batch.to(param.dtype), frame_mask=frame_mask, query_mask=query_mask)  # (B, T)
+    """`(B,)` differentiable log-probability of each row's drawn frames, from the sampler's padded logits `(B, T)`
+    (row i has `similarities[i].shape[1]` real candidates)."""
     rows = zip(similarities, draw_orders)
-    return torch.stack([frame_log_prob(logits[i, : s.shape[1]], order.to(param.device), form=form) for i, (s, order) in enumerate(rows)])
+    return torch.stack(
+        [
+            frame_log_prob(logits[i, : s.shape[1]], order.to(logits.device), form=form)
+            for i, (s, order) in enumerate(rows)
+        ]
+    )
 
 
 @dataclass
@@ -179,39 +206,36 @@ class MSJoERollout:
 
     Args:
         model: the (unwrapped) MSJoE model.
-        generation_config: sampling settings of both turns (TRL's, from `GRPOConfig`).
-        eos_token_ids: tokens that end a completion.
+        generation_config: sampling settings of both turns (TRL's, from `GRPOConfig`); each turn gets its own
+            token budget from the model config.
     """
 
-    def __init__(self, model: MSJoEForVideoQA, generation_config: Any, eos_token_ids: Sequence[int]):
+    def __init__(self, model: MSJoEForVideoQA, generation_config: Any):
         self.model = model
         # A sampled visual placeholder token would no longer match the frames' features when the turn is re-scored.
         self.generation_config = copy.deepcopy(generation_config)
         self.generation_config.suppress_tokens = sorted(
             {*(generation_config.suppress_tokens or []), *visual_placeholder_token_ids(model.mllm.config)}
         )
-        self.eos_token_ids = list(eos_token_ids)
-
-    def _generation_config(self, max_new_tokens: int) -> Any:
-        """The sampling config with one turn's token budget (a copy: transformers rejects config + overrides)."""
-        config = copy.deepcopy(self.generation_config)
-        config.max_new_tokens = max_new_tokens
-        return config
 
     # ------------------------------------------------------------------ per-video work, shared by its generations
     def _video_state(self, video: Any) -> _VideoState:
         config = self.model.config
         reader = open_video(video)
         features = self.model.candidate_features(reader)  # the feature cache reuses them across epochs
-        stamps = plan_uniform_timestamps(reader.info.duration_seconds, config.effective_num_preview_frames, reader.begin_seconds)
+        num_preview = config.effective_num_preview_frames
+        stamps = plan_uniform_timestamps(reader.info.duration_seconds, num_preview, reader.begin_seconds)
         frames = reader.frames_at(stamps, max_pixels=config.preview_max_pixels)
         return _VideoState(reader, features, stamps, frames)
 
     # ------------------------------------------------------------------ the rollout
     @torch.no_grad()
     def __call__(self, examples: Sequence[Mapping[str, Any]]) -> list[RolloutRow]:
-        """Roll out every example (each a dataset row: `video`, `question`, `options`)."""
-        rows = [RolloutRow(question=str(ex["question"]).strip(), options=letter_options(ex["options"])) for ex in examples]
+        """Roll out every example (each a dataset row: `video`, `question`, `options` as plain texts)."""
+        rows = [
+            RolloutRow(question=str(ex["question"]).strip(), options=letter_options(ex["options"], lettered=False))
+            for ex in examples
+        ]
         states: dict[int, _VideoState] = {}
         by_video: dict[str, _VideoState | str] = {}  # a video shared by several generations is opened once
         for i, example in enumerate(examples):
@@ -231,7 +255,7 @@ class MSJoERollout:
             self._select_frames(rows, states, active)
             active = [i for i in active if rows[i].error is None]
         if active:
-            self._answer_turn(rows, active)
+            self.generate([rows[i].answer for i in active], max_new_tokens=self.model.config.answer_max_new_tokens)
         return rows
 
     def _query_turn(self, rows: list[RolloutRow], states: dict[int, _VideoState], active: list[int]) -> None:
@@ -239,15 +263,17 @@ class MSJoERollout:
         config, processor = self.model.config, self.model.processor
         for i in active:
             state = states[i]
-            prompt = processor.query_prompt(rows[i].question, rows[i].options, len(state.preview_frames), config.num_queries)
-            rows[i].query = Turn(prompt, state.preview_frames, state.preview_timestamps, state.reader.info, config.preview_max_pixels)  # fmt: skip
+            prompt = processor.query_prompt(
+                rows[i].question, rows[i].options, len(state.preview_frames), config.num_queries
+            )
+            rows[i].query = Turn(
+                prompt, state.preview_frames, state.preview_timestamps, state.reader.info, config.preview_max_pixels
+            )
         self.generate([rows[i].query for i in active], max_new_tokens=config.query_max_new_tokens)
         for i in active:
-            parsed = parse_queries(rows[i].query.text, config.num_queries)
-            rows[i].queries = list(parsed.queries) or [rows[i].question]
-            rows[i].queries_fallback = not parsed.queries
-            if not rows[i].queries_fallback and config.use_question_as_query and rows[i].question not in rows[i].queries:
-                rows[i].queries.append(rows[i].question)
+            rows[i].queries, rows[i].num_written_queries = self.model.visual_queries(
+                rows[i].query.text, rows[i].question
+            )
 
     def _select_frames(self, rows: list[RolloutRow], states: dict[int, _VideoState], active: list[int]) -> None:
         """CLIP similarity of each row's queries (§1.3), then K candidates drawn without replacement (§1.4)."""
@@ -256,7 +282,8 @@ class MSJoERollout:
         offset = 0
         for i in active:
             count = len(rows[i].queries)
-            rows[i].similarity = scorer.similarity(query_embeddings[offset : offset + count], states[i].features.embeddings)
+            embeddings = query_embeddings[offset : offset + count]
+            rows[i].similarity = scorer.similarity(embeddings, states[i].features.embeddings)  # (Q, T)
             offset += count
         param = next(sampler.parameters())
         batch, frame_mask, query_mask = pad_similarities([rows[i].similarity for i in active], param.device)
@@ -270,51 +297,51 @@ class MSJoERollout:
         for i in active:
             by_video.setdefault(id(states[i]), []).append(i)
         for members in by_video.values():  # one decode per video for the frames of all its generations
-            state = states[members[0]]
-            union = torch.unique(torch.cat([rows[i].key_indices for i in members]))  # (U,) ascending
-            try:
-                frames = state.reader.frames_at(state.features.timestamps[union], max_pixels=config.key_frame_max_pixels)
-            except VideoDecodeError as err:
-                for i in members:
-                    rows[i].error = str(err)
-                continue
-            for i in members:
-                row = rows[i]
-                positions = torch.searchsorted(union, row.key_indices)  # (K,)
-                prompt = self.model.processor.answer_prompt(row.question, row.options, len(positions))
-                stamps = state.features.timestamps[row.key_indices]
-                row.answer = Turn(prompt, frames[positions], stamps, state.reader.info, config.key_frame_max_pixels)
+            self._answer_turns(rows, states[members[0]], members)
 
-    def _answer_turn(self, rows: list[RolloutRow], active: list[int]) -> None:
-        """Turn 2 (paper §1.5): the answer from the K key frames only."""
+    def _answer_turns(self, rows: list[RolloutRow], state: _VideoState, members: list[int]) -> None:
+        """Decode the union of the key frames `members` drew from one video, then build their answer turns."""
         config = self.model.config
-        self.generate([rows[i].answer for i in active], max_new_tokens=config.answer_max_new_tokens)
+        union = torch.unique(torch.cat([rows[i].key_indices for i in members]))  # (U,) ascending
+        try:
+            frames = state.reader.frames_at(state.features.timestamps[union], max_pixels=config.key_frame_max_pixels)
+        except VideoDecodeError as err:
+            for i in members:
+                rows[i].error = str(err)
+            return
+        for i in members:
+            row = rows[i]
+            positions = torch.searchsorted(union, row.key_indices)  # (K,)
+            prompt = self.model.processor.answer_prompt(row.question, row.options, len(positions))
+            stamps = state.features.timestamps[row.key_indices]
+            row.answer = Turn(prompt, frames[positions], stamps, state.reader.info, config.key_frame_max_pixels)
 
     def generate(self, turns: Sequence[Turn], *, max_new_tokens: int) -> None:
-        """Sample one completion per turn (rows grouped by frame shape); fills `completion_ids` (up to EOS) and `text`."""
-        processor, mllm = self.model.processor, self.model.mllm
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for index, turn in enumerate(turns):
-            groups.setdefault((turn.max_pixels, *turn.frames.shape), []).append(index)
-        eos = torch.tensor(self.eos_token_ids)
-        for members in groups.values():
-            inputs = processor.build_inputs(
-                [turns[m].prompt for m in members], [turns[m].frames for m in members],
-                [turns[m].timestamps for m in members], [turns[m].video for m in members], max_pixels=turns[members[0]].max_pixels,
-            ).to(mllm.device)  # fmt: skip
-            inputs = {k: v.to(mllm.dtype) if torch.is_floating_point(v) else v for k, v in inputs.items()}
-            sequences = mllm.generate(**inputs, generation_config=self._generation_config(max_new_tokens))
-            completions = sequences[:, inputs["input_ids"].shape[1] :].cpu()  # (b, C)
-            for member, ids in zip(members, completions):
-                ends = torch.isin(ids, eos).nonzero()
-                ids = ids[: int(ends[0]) + 1] if len(ends) else ids
-                turns[member].completion_ids = ids
-                turns[member].text = processor.tokenizer.decode(ids, skip_special_tokens=True)
+        """Sample one completion per turn with `MSJoEForVideoQA.generate_completions`; fills `completion_ids`
+        (up to EOS), `text` and `prompt_length`."""
+        if not turns:
+            return
+        completions, prompt_lengths = self.model.generate_completions(
+            [t.prompt for t in turns], [t.frames for t in turns], [t.timestamps for t in turns],
+            [t.video for t in turns], max_pixels=turns[0].max_pixels, max_new_tokens=max_new_tokens,
+            generation_config=self.generation_config,
+        )  # fmt: skip
+        tokenizer = self.model.processor.tokenizer
+        for turn, ids, length in zip(turns, completions, prompt_lengths):
+            turn.completion_ids, turn.prompt_length = ids, length
+            turn.text = tokenizer.decode(ids, skip_special_tokens=True)
 
 
 def visual_placeholder_token_ids(mllm_config: Any) -> list[int]:
     """Token ids that stand for visual input in the MLLM's prompts (image/video pads, vision start/end)."""
-    names = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id", "image_token_index", "video_token_index")  # fmt: skip
+    names = (
+        "image_token_id",
+        "video_token_id",
+        "vision_start_token_id",
+        "vision_end_token_id",
+        "image_token_index",
+        "video_token_index",
+    )
     return sorted({value for name in names if isinstance(value := getattr(mllm_config, name, None), int)})
 
 

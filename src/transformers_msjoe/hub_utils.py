@@ -32,7 +32,12 @@ def find_optional_file(
         return path if os.path.isfile(path) else None
     try:
         return hf_hub_download(
-            str(name_or_path), filename, revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only
+            str(name_or_path),
+            filename,
+            revision=revision,
+            token=token,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
         )
     except RemoteEntryNotFoundError:
         return None

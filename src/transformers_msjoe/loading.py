@@ -36,7 +36,9 @@ def load_msjoe_model(
     if AutoConfig.from_pretrained(name_or_path, **hub_kwargs).model_type != MSJoEConfig.model_type:
         return MSJoEForVideoQA.from_mllm(name_or_path, clip=clip or "ViT-L-14/openai", sampler=sampler, mllm_kwargs=load_kwargs, **config_overrides)  # fmt: skip
     if sampler is not None:
-        raise ValueError(f"{name_or_path!s} is an MSJoE checkpoint with its own sampler; `sampler=` is only for plain MLLMs.")
+        raise ValueError(
+            f"{name_or_path!s} is an MSJoE checkpoint with its own sampler; `sampler=` is only for plain MLLMs."
+        )
     if clip is not None:
         config_overrides["clip_model_name"], config_overrides["clip_pretrained"] = parse_clip_identity(clip)
     return MSJoEForVideoQA.from_pretrained(name_or_path, **load_kwargs, **config_overrides)

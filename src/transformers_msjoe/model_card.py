@@ -82,7 +82,9 @@ def render_model_card(config: MSJoEConfig, *, repo_id: str, sampler_params: int)
         mllm_type=config.mllm_config.model_type,
         clip=config.clip,
         sampler_params=f"{sampler_params / 1e6:.2f}M",
-        sampler_state="trained" if config.sampler_is_trained else "**untrained (random init): use a training-free selection**",
+        sampler_state="trained"
+        if config.sampler_is_trained
+        else "**untrained (random init): use a training-free selection**",
         k=config.num_key_frames,
         preview=config.effective_num_preview_frames,
         num_queries=config.num_queries,

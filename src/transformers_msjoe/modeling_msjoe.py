@@ -16,11 +16,9 @@ each family), so one class serves every image-text-to-text model.
 
 from __future__ import annotations
 
+import copy
 import os
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -34,6 +32,7 @@ from .feature_cache import MSJoEFeatureCache, default_feature_cache, resolve_fea
 from .frame_features import CandidateFeatures, extract_candidate_features, plan_video_candidates
 from .hub_utils import find_optional_file
 from .model_card import render_model_card
+from .modeling_outputs import MSJoESamplerOutput, MSJoEVideoQAOutput, timed
 from .modeling_sampler import MSJoEFrameSampler
 from .processing_msjoe import MSJoEProcessor
 from .prompts import LetteredOption, letter_options, parse_answer, parse_queries
@@ -44,50 +43,7 @@ logger = logging.get_logger(__name__)
 
 _HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only")
 
-__all__ = ["MSJoEForVideoQA", "MSJoEPreTrainedModel", "MSJoEVideoQAOutput"]
-
-
-@dataclass
-class MSJoEVideoQAOutput:
-    """Everything one question produced, stage by stage.
-
-    Tensors are on the CPU. `similarity` is `None` and `queries` empty for strategies that use no CLIP
-    (`selection="uniform"`); `answer`/`option` are `None` for `select_frames`.
-    """
-
-    question: str
-    options: list[str]  # lettered, "A. ..."
-    selection: str  # the frame-selection strategy used
-    queries: list[str] = field(default_factory=list)  # the CLIP queries frames were scored against
-    queries_fallback: bool = False  # the query turn gave nothing parsable: the question was used instead
-    query_turn_text: str | None = None  # raw output of the query turn
-    preview_timestamps: torch.Tensor | None = None  # (N_init,) seconds
-    candidate_timestamps: torch.Tensor | None = None  # (T,) seconds
-    similarity: torch.Tensor | None = None  # (Q, T) cosine similarity
-    frame_weights: torch.Tensor | None = None  # (T,) selection distribution (sampler softmax for "msjoe")
-    key_frame_indices: torch.Tensor | None = None  # (K,) positions among the candidates, ascending
-    key_frame_timestamps: torch.Tensor | None = None  # (K,) seconds
-    answer_turn_text: str | None = None  # raw output of the answer turn
-    answer: str | None = None  # the answer (content of <answer> tags when present)
-    option: str | None = None  # the parsed option letter, if any
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (batch wall time for batches)
-    feature_cache: str | None = None  # candidate features: "hit" (from the cache), "miss", "off" or "uncacheable"
-    video: str | None = None  # the video's path or a label for in-memory videos
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tensors become lists)."""
-        out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            out[name] = value.tolist() if isinstance(value, torch.Tensor) else value
-        return out
-
-
-@contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    start = time.perf_counter()
-    yield
-    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+__all__ = ["MSJoEForVideoQA", "MSJoEPreTrainedModel"]
 
 
 class MSJoEPreTrainedModel(PreTrainedModel):
@@ -118,7 +74,9 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         processor: the `MSJoEProcessor` used by `answer()` (set by `from_mllm` / `from_pretrained`).
     """
 
-    def __init__(self, config: MSJoEConfig, mllm: PreTrainedModel | None = None, processor: MSJoEProcessor | None = None):
+    def __init__(
+        self, config: MSJoEConfig, mllm: PreTrainedModel | None = None, processor: MSJoEProcessor | None = None
+    ):
         super().__init__(config)
         if mllm is None:
             mllm = AutoModelForImageTextToText.from_config(config.mllm_config)
@@ -163,7 +121,9 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             MSJoEConfig(mllm_config=mllm_config, clip=clip, **config_kwargs)  # fail fast, before loading weights
             mllm_model = AutoModelForImageTextToText.from_pretrained(mllm, **(mllm_kwargs or {}))
             if processor is None:
-                processor = MSJoEProcessor.from_pretrained(mllm, frames_as_video=config_kwargs.get("frames_as_video"), **hub_kwargs)
+                processor = MSJoEProcessor.from_pretrained(
+                    mllm, frames_as_video=config_kwargs.get("frames_as_video"), **hub_kwargs
+                )
         if not isinstance(processor, MSJoEProcessor):
             processor = MSJoEProcessor(processor, frames_as_video=config_kwargs.get("frames_as_video"))
         sampler_config = sampler.config if isinstance(sampler, MSJoEFrameSampler) else None
@@ -182,7 +142,9 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         return model
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any) -> MSJoEForVideoQA:
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any
+    ) -> MSJoEForVideoQA:
         """Load weights and config (transformers), then the processor saved in the same folder or repo."""
         processor = kwargs.pop("processor", None)
         try:
@@ -299,13 +261,27 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         image_grid_thw: torch.LongTensor | None = None,
         video_grid_thw: torch.LongTensor | None = None,
         labels: torch.LongTensor | None = None,
+        sampler_similarity: torch.Tensor | None = None,
+        sampler_frame_mask: torch.Tensor | None = None,
+        sampler_query_mask: torch.Tensor | None = None,
         **family_inputs: Any,
     ) -> ModelOutput:
-        """The wrapped MLLM's forward (used for the GRPO loss of both turns).
+        """The wrapped MLLM's forward (used for the GRPO loss of both turns), or the sampler's.
 
         `family_inputs` are the extra tensors a family's processor emits (`second_per_grid_ts`,
         `pixel_attention_mask`, `image_sizes`, `mm_token_type_ids`, ...), passed through unchanged.
+
+        Given `sampler_similarity` `(B, Q, T)` (and `sampler_frame_mask` `(B, T)`, `sampler_query_mask` `(B, Q)`),
+        only the sampler runs, in fp32 even under autocast, and `MSJoESamplerOutput.frame_logits` `(B, T)` is
+        returned: the trainer's REINFORCE term goes through the (DDP/FSDP-)wrapped model's forward like the MLLM's
+        loss, so the sampler's gradients are reduced across processes.
         """
+        if sampler_similarity is not None:
+            with torch.autocast(sampler_similarity.device.type, enabled=False):
+                logits = self.sampler(
+                    sampler_similarity.float(), frame_mask=sampler_frame_mask, query_mask=sampler_query_mask
+                )
+            return MSJoESamplerOutput(frame_logits=logits)
         named = dict(
             input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
             pixel_values_videos=pixel_values_videos, image_grid_thw=image_grid_thw, video_grid_thw=video_grid_thw,
@@ -345,7 +321,9 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             )
         return self.processor
 
-    def candidate_features(self, video: VideoInput, *, show_progress: bool = False, use_cache: bool = True) -> CandidateFeatures:
+    def candidate_features(
+        self, video: VideoInput, *, show_progress: bool = False, use_cache: bool = True
+    ) -> CandidateFeatures:
         """CLIP embeddings of the video's candidate frames: from the feature cache when there, else decoded and
         encoded in bounded batches (and cached). `use_cache=False` bypasses the cache for this call."""
         reader = open_video(video)
@@ -361,6 +339,61 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         )
 
     @torch.no_grad()
+    def generate_completions(
+        self,
+        prompts: Sequence[str],
+        frames: Sequence[torch.Tensor],
+        timestamps: Sequence[torch.Tensor],
+        videos: Sequence[VideoInfo],
+        *,
+        max_pixels: int,
+        max_new_tokens: int,
+        generation_kwargs: Mapping[str, Any] | None = None,
+        generation_config: GenerationConfig | None = None,
+    ) -> tuple[list[torch.Tensor], list[int]]:
+        """One MLLM turn for a batch of rows (greedy unless `generation_kwargs` / `generation_config` say otherwise).
+
+        Rows are grouped by frame count and size (some families need it). Returns each row's completion ids
+        `(C_i,)` on the CPU, cut after the first end-of-sequence token, and its prompt length in tokens (visual
+        tokens included). The trainer's rollout passes its sampling `generation_config` (a copy gets the budget).
+        """
+        processor = self._require_processor()
+        if generation_config is not None:
+            if generation_kwargs:
+                raise ValueError("Pass either `generation_config` or `generation_kwargs`, not both.")
+            config = copy.deepcopy(generation_config)  # transformers deprecates a config plus overriding kwargs
+            config.max_new_tokens = max_new_tokens
+            if config.pad_token_id is None:
+                config.pad_token_id = processor.tokenizer.pad_token_id
+            gen_kwargs: dict[str, Any] = {"generation_config": config}
+            eos = config.eos_token_id
+        else:
+            gen_kwargs = {"do_sample": False, "max_new_tokens": max_new_tokens, **(generation_kwargs or {})}
+            gen_kwargs.setdefault("pad_token_id", processor.tokenizer.pad_token_id)
+            eos = gen_kwargs.get("eos_token_id", self.mllm.generation_config.eos_token_id)
+        eos_ids = torch.tensor([eos] if isinstance(eos, int) else list(eos or []), dtype=torch.long)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for row, row_frames in enumerate(frames):
+            groups.setdefault(tuple(row_frames.shape), []).append(row)
+        completions: list[torch.Tensor] = [torch.empty(0, dtype=torch.long)] * len(prompts)
+        prompt_lengths = [0] * len(prompts)
+        for rows in groups.values():
+            inputs = processor.build_inputs(
+                [prompts[r] for r in rows], [frames[r] for r in rows], [timestamps[r] for r in rows],
+                [videos[r] for r in rows], max_pixels=max_pixels,
+            )  # fmt: skip
+            inputs = inputs.to(self.device)
+            # pixels follow the MLLM's dtype; other floats (e.g. Qwen2.5-VL's second_per_grid_ts) keep fp32 precision
+            inputs = {k: v.to(self.mllm.dtype) if k.startswith("pixel_values") else v for k, v in inputs.items()}
+            sequences = self.mllm.generate(**inputs, **gen_kwargs)
+            generated = sequences[:, inputs["input_ids"].shape[1] :].cpu()  # (b, C), padded after each row's EOS
+            for r, ids, mask in zip(rows, generated, inputs["attention_mask"].cpu()):
+                ends = torch.isin(ids, eos_ids).nonzero()
+                completions[r] = ids[: int(ends[0]) + 1] if len(ends) else ids
+                prompt_lengths[r] = int(mask.sum())
+        return completions, prompt_lengths
+
+    @torch.no_grad()
     def generate_texts(
         self,
         prompts: Sequence[str],
@@ -372,26 +405,25 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         max_new_tokens: int,
         generation_kwargs: Mapping[str, Any] | None = None,
     ) -> list[str]:
-        """One MLLM turn for a batch of rows; rows are grouped by frame count and size (some families need it)."""
-        processor = self._require_processor()
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for row, row_frames in enumerate(frames):
-            groups.setdefault(tuple(row_frames.shape), []).append(row)
-        texts: list[str] = [""] * len(prompts)
-        gen_kwargs = {"do_sample": False, "max_new_tokens": max_new_tokens, **(generation_kwargs or {})}
-        gen_kwargs.setdefault("pad_token_id", processor.tokenizer.pad_token_id)
-        for rows in groups.values():
-            inputs = processor.build_inputs(
-                [prompts[r] for r in rows], [frames[r] for r in rows], [timestamps[r] for r in rows],
-                [videos[r] for r in rows], max_pixels=max_pixels,
-            )  # fmt: skip
-            inputs = inputs.to(self.device)
-            # pixels follow the MLLM's dtype; other floats (e.g. Qwen2.5-VL's second_per_grid_ts) keep fp32 precision
-            inputs = {k: v.to(self.mllm.dtype) if k.startswith("pixel_values") else v for k, v in inputs.items()}
-            sequences = self.mllm.generate(**inputs, **gen_kwargs)
-            for r, text in zip(rows, processor.decode_generated(sequences, inputs["input_ids"].shape[1])):
-                texts[r] = text
-        return texts
+        """One MLLM turn for a batch of rows, as texts (special tokens removed); see `generate_completions`."""
+        completions, _ = self.generate_completions(
+            prompts, frames, timestamps, videos, max_pixels=max_pixels, max_new_tokens=max_new_tokens,
+            generation_kwargs=generation_kwargs,
+        )  # fmt: skip
+        tokenizer = self._require_processor().tokenizer
+        return [tokenizer.decode(ids, skip_special_tokens=True) for ids in completions]
+
+    def visual_queries(self, query_turn_text: str, question: str) -> tuple[list[str], int]:
+        """The queries CLIP scores frames against, from the query turn's output (paper §3.1), and how many of them
+        the MLLM wrote: its parsed `<query>` lines (plus the question with `use_question_as_query`), or, when
+        nothing parsed, the question alone with a count of 0 (a fallback)."""
+        parsed = parse_queries(query_turn_text, self.config.num_queries)
+        if not parsed.queries:
+            return [question], 0
+        queries = list(parsed.queries)
+        if self.config.use_question_as_query and question not in queries:
+            queries.append(question)
+        return queries, len(parsed.queries)
 
     def _selection_queries(
         self,
@@ -405,28 +437,27 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         """Query turn (paper §3.1): uniform low-res preview -> MLLM -> parsed visual queries, per row."""
         processor = self._require_processor()
         num_preview = self.config.effective_num_preview_frames
-        with _timed(timings, "preview_decode"):
+        with timed(timings, "preview_decode"):
             stamps = [plan_uniform_timestamps(r.info.duration_seconds, num_preview, r.begin_seconds) for r in readers]
             previews = [r.frames_at(ts, max_pixels=self.config.preview_max_pixels) for r, ts in zip(readers, stamps)]
-        prompts = [processor.query_prompt(q, o, num_preview, self.config.num_queries) for q, o in zip(questions, options)]
-        with _timed(timings, "query_turn"):
+        prompts = [
+            processor.query_prompt(q, o, num_preview, self.config.num_queries) for q, o in zip(questions, options)
+        ]
+        with timed(timings, "query_turn"):
             texts = self.generate_texts(
                 prompts, previews, stamps, [r.info for r in readers], max_pixels=self.config.preview_max_pixels,
                 max_new_tokens=self.config.query_max_new_tokens, generation_kwargs=generation_kwargs,
             )  # fmt: skip
         for out, text, ts in zip(outputs, texts, stamps):
-            parsed = parse_queries(text, self.config.num_queries)
             out.query_turn_text, out.preview_timestamps = text, ts
-            out.queries = list(parsed.queries) or [out.question]
-            out.queries_fallback = not parsed.queries
+            out.queries, num_written = self.visual_queries(text, out.question)
+            out.queries_fallback = num_written == 0
             if out.queries_fallback:
                 logger.warning_once(
                     "A query turn gave no parsable <query> tags; such rows score frames with the question and are "
                     "flagged `queries_fallback=True` in their output."
                 )
                 logger.info(f"Unparsable query turn: {text[:200]!r}")
-            elif self.config.use_question_as_query and out.question not in out.queries:
-                out.queries.append(out.question)
 
     def _select(
         self,
@@ -460,7 +491,7 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
                 "Train it (examples/train_grpo.py, stage 1), pass trained weights, or use e.g. selection='clip_topk'."
             )
         lettered = [letter_options(o) for o in (options or [None] * len(questions))]
-        with _timed(timings, "open"):
+        with timed(timings, "open"):
             readers = [open_video(v) for v in videos]
         outputs = [
             MSJoEVideoQAOutput(question=q.strip(), options=[str(o) for o in opts], selection=name, video=r.label)
@@ -470,14 +501,18 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             for out, row_queries in zip(outputs, queries):
                 out.queries = self._given_queries(row_queries)
         elif selector.query_source == "reasoned":
-            self._selection_queries(readers, [o.question for o in outputs], lettered, outputs, timings, generation_kwargs)
+            self._selection_queries(
+                readers, [o.question for o in outputs], lettered, outputs, timings, generation_kwargs
+            )
         elif selector.query_source == "question":
             for out in outputs:
                 out.queries = [out.question]
         k = num_key_frames or self.config.num_key_frames
         generators = list(generator) if isinstance(generator, Sequence) else [generator] * len(readers)
         if len(generators) != len(readers):
-            raise ValueError(f"Got {len(generators)} generators for {len(readers)} rows; pass one per row or a single one.")
+            raise ValueError(
+                f"Got {len(generators)} generators for {len(readers)} rows; pass one per row or a single one."
+            )
         for reader, out, row_generator in zip(readers, outputs, generators):
             self._score_and_select(reader, out, selector, k, timings, row_generator, show_progress)
         return readers, lettered, outputs, timings
@@ -485,7 +520,9 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
     def _given_queries(self, queries: Sequence[str]) -> list[str]:
         """Validate queries passed by the caller (they replace the query turn)."""
         if isinstance(queries, str):
-            raise ValueError(f"`queries` must be a list of strings, got the string {queries[:60]!r}; wrap it in a list.")
+            raise ValueError(
+                f"`queries` must be a list of strings, got the string {queries[:60]!r}; wrap it in a list."
+            )
         kept = [" ".join(q.split()) for q in queries if q and q.strip()]
         max_queries = self.config.sampler_config.max_num_queries
         if not kept or len(kept) > max_queries:
@@ -508,18 +545,22 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
         similarity = None
         if out.queries and selector.query_source != "none":  # e.g. uniform never needs CLIP, even given queries
             if self._clip_scorer is None:  # the first use loads the frozen CLIP: timed as its own stage
-                with _timed(timings, "clip_load"):
+                with timed(timings, "clip_load"):
                     _ = self.clip_scorer
             features = self.candidate_features(reader, show_progress=show_progress)
             out.feature_cache = features.cache_status
             for stage, seconds in features.timings.items():
                 timings[stage] = timings.get(stage, 0.0) + seconds
-            with _timed(timings, "clip_text"):
-                similarity = self.clip_scorer.similarity(self.clip_scorer.encode_texts(out.queries), features.embeddings)
+            with timed(timings, "clip_text"):
+                similarity = self.clip_scorer.similarity(
+                    self.clip_scorer.encode_texts(out.queries), features.embeddings
+                )
             candidate_timestamps = features.timestamps
         else:
-            candidate_timestamps = plan_video_candidates(reader, self.config.candidate_fps, self.config.max_candidate_frames)
-        with _timed(timings, "sampler"):
+            candidate_timestamps = plan_video_candidates(
+                reader, self.config.candidate_fps, self.config.max_candidate_frames
+            )
+        with timed(timings, "sampler"):
             chosen: FrameSelection = selector.select(similarity, len(candidate_timestamps), k, generator=generator)
         out.candidate_timestamps, out.similarity = candidate_timestamps, similarity
         out.frame_weights, out.key_frame_indices = chosen.weights, chosen.indices
@@ -615,12 +656,15 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             generation_kwargs=generation_kwargs, generator=generator, show_progress=show_progress,
         )  # fmt: skip
         processor = self._require_processor()
-        with _timed(timings, "key_frame_decode"):
+        with timed(timings, "key_frame_decode"):
             key_frames = [
-                r.frames_at(o.key_frame_timestamps, max_pixels=self.config.key_frame_max_pixels) for r, o in zip(readers, outputs)
+                r.frames_at(o.key_frame_timestamps, max_pixels=self.config.key_frame_max_pixels)
+                for r, o in zip(readers, outputs)
             ]
-        prompts = [processor.answer_prompt(o.question, opts, len(f)) for o, opts, f in zip(outputs, lettered, key_frames)]
-        with _timed(timings, "answer_turn"):
+        prompts = [
+            processor.answer_prompt(o.question, opts, len(f)) for o, opts, f in zip(outputs, lettered, key_frames)
+        ]
+        with timed(timings, "answer_turn"):
             texts = self.generate_texts(
                 prompts, key_frames, [o.key_frame_timestamps for o in outputs], [r.info for r in readers],
                 max_pixels=self.config.key_frame_max_pixels, max_new_tokens=self.config.answer_max_new_tokens,
@@ -631,4 +675,3 @@ class MSJoEForVideoQA(MSJoEPreTrainedModel):
             out.answer_turn_text, out.answer, out.option = text, parsed.text, parsed.option
             out.timings = {**timings, "total": sum(timings.values())}
         return outputs
-

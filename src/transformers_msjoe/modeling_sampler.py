@@ -111,7 +111,8 @@ class MSJoEFrameSampler(MSJoEFramePreTrainedModel):
             self.encoders.append(MSJoEConvBlock(in_channels, width, config))
             in_channels = width
         self.decoders = nn.ModuleList(
-            MSJoEConvBlock(widths[level + 1] + widths[level], widths[level], config) for level in reversed(range(len(widths) - 1))
+            MSJoEConvBlock(widths[level + 1] + widths[level], widths[level], config)
+            for level in reversed(range(len(widths) - 1))
         )
         self.head = nn.Conv1d(widths[0], 1, kernel_size=1)
         self.post_init()
@@ -154,10 +155,16 @@ class MSJoEFrameSampler(MSJoEFramePreTrainedModel):
                 "Keep the first ones or build a sampler with more query channels."
             )
         if num_queries == 0 or length == 0:
-            raise ValueError(f"The similarity matrix is empty: shape {tuple(similarity.shape)}; need >= 1 query and frame.")
+            raise ValueError(
+                f"The similarity matrix is empty: shape {tuple(similarity.shape)}; need >= 1 query and frame."
+            )
         device = similarity.device
-        frame_mask = torch.ones(batch, length, dtype=torch.bool, device=device) if frame_mask is None else frame_mask.bool()
-        query_mask = torch.ones(batch, num_queries, dtype=torch.bool, device=device) if query_mask is None else query_mask.bool()
+        frame_mask = (
+            torch.ones(batch, length, dtype=torch.bool, device=device) if frame_mask is None else frame_mask.bool()
+        )
+        query_mask = (
+            torch.ones(batch, num_queries, dtype=torch.bool, device=device) if query_mask is None else query_mask.bool()
+        )
 
         x = self.normalize_similarity(similarity.to(self.dtype), frame_mask)
         x = x * (query_mask[:, :, None] & frame_mask[:, None, :]).to(x.dtype)  # zero padded rows/frames

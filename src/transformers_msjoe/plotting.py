@@ -6,13 +6,15 @@ import os
 
 import torch
 
-from .modeling_msjoe import MSJoEVideoQAOutput
+from .modeling_outputs import MSJoEVideoQAOutput
 from .video_io import VideoInput, open_video
 
 __all__ = ["plot_selection"]
 
 
-def plot_selection(output: MSJoEVideoQAOutput, video: VideoInput, path: str | os.PathLike, *, max_thumbnails: int = 16) -> str:
+def plot_selection(
+    output: MSJoEVideoQAOutput, video: VideoInput, path: str | os.PathLike, *, max_thumbnails: int = 16
+) -> str:
     """Write a PNG explaining one selection and return its path.
 
     Rows: (1) CLIP similarity of each query over time (absent for strategies without CLIP), (2) the selection
@@ -30,19 +32,37 @@ def plot_selection(output: MSJoEVideoQAOutput, video: VideoInput, path: str | os
 
     has_sim = output.similarity is not None
     heights = ([1.2] if has_sim else []) + [1.0, 0.9]
-    fig, axes = plt.subplots(len(heights), 1, figsize=(12, 2.3 * sum(heights) + 0.6), gridspec_kw={"height_ratios": heights})
+    fig, axes = plt.subplots(
+        len(heights), 1, figsize=(12, 2.3 * sum(heights) + 0.6), gridspec_kw={"height_ratios": heights}
+    )
     axes = list(axes)
     span = (float(times[0]), float(times[-1])) if len(times) > 1 else (0.0, float(times[0]) + 1.0)
     if has_sim:
         ax = axes.pop(0)
         sim = output.similarity.numpy()
-        image = ax.imshow(sim, aspect="auto", cmap="viridis", interpolation="nearest", extent=(*span, len(sim) - 0.5, -0.5))
-        ax.set_yticks(range(len(output.queries)), [_printable(q if len(q) < 48 else q[:45] + "...") for q in output.queries], fontsize=8)
-        ax.set_title("CLIP similarity of each query to the candidate frames" + (" (fallback: question)" if output.queries_fallback else ""), fontsize=10)
+        image = ax.imshow(
+            sim, aspect="auto", cmap="viridis", interpolation="nearest", extent=(*span, len(sim) - 0.5, -0.5)
+        )
+        ax.set_yticks(
+            range(len(output.queries)),
+            [_printable(q if len(q) < 48 else q[:45] + "...") for q in output.queries],
+            fontsize=8,
+        )
+        ax.set_title(
+            "CLIP similarity of each query to the candidate frames"
+            + (" (fallback: question)" if output.queries_fallback else ""),
+            fontsize=10,
+        )
         fig.colorbar(image, ax=ax, pad=0.01, fraction=0.02)
     ax = axes.pop(0)
     if output.frame_weights is not None:
-        ax.plot(times, output.frame_weights.numpy(), color="tab:blue", lw=1.0, label=f"selection weights ({output.selection})")
+        ax.plot(
+            times,
+            output.frame_weights.numpy(),
+            color="tab:blue",
+            lw=1.0,
+            label=f"selection weights ({output.selection})",
+        )
     for t in key_times.tolist():
         ax.axvline(t, color="tab:red", alpha=0.6, lw=0.8)
     ax.set_xlim(*span)
@@ -52,7 +72,11 @@ def plot_selection(output: MSJoEVideoQAOutput, video: VideoInput, path: str | os
     ax = axes.pop(0)
     strip = torch.cat([torch.nn.functional.pad(t, (2, 2, 2, 2), value=255) for t in thumbs], dim=-1)  # (3, h, n*w)
     ax.imshow(strip.permute(1, 2, 0).numpy())
-    ax.set_xticks([(i + 0.5) * strip.shape[-1] / len(thumbs) for i in range(len(thumbs))], [f"{t:.0f}s" for t in shown.tolist()], fontsize=7)
+    ax.set_xticks(
+        [(i + 0.5) * strip.shape[-1] / len(thumbs) for i in range(len(thumbs))],
+        [f"{t:.0f}s" for t in shown.tolist()],
+        fontsize=7,
+    )
     ax.set_yticks([])
     ax.set_title("key frames", fontsize=10)
     answer = f"   ->   {output.option or output.answer[:60]}" if output.answer is not None else ""
@@ -65,5 +89,6 @@ def plot_selection(output: MSJoEVideoQAOutput, video: VideoInput, path: str | os
 
 
 def _printable(text: str) -> str:
-    """Model output can hold control characters no font has a glyph for."""
-    return "".join(c if c.isprintable() else "\ufffd" for c in text)
+    """Model output as literal figure text: control characters (no font has a glyph) become U+FFFD, and `$` is
+    escaped, or matplotlib would parse the text between two `$` as mathtext (and fail on random model output)."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in text).replace("$", r"\$")

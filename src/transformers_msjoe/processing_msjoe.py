@@ -133,7 +133,9 @@ class MSJoEProcessor(PushToHubMixin):
             max_pixels: per-frame pixel budget (preview or key frames).
         """
         texts = [
-            self.mllm_processor.apply_chat_template(self._messages(p, len(f)), tokenize=False, add_generation_prompt=True)
+            self.mllm_processor.apply_chat_template(
+                self._messages(p, len(f)), tokenize=False, add_generation_prompt=True
+            )
             for p, f in zip(prompts, frames)
         ]
         num_frames = max(len(f) for f in frames)
@@ -153,7 +155,12 @@ class MSJoEProcessor(PushToHubMixin):
             )
         budget = _pixel_budget_kwargs(self.mllm_processor.image_processor, max_pixels, 1)
         return self.mllm_processor(
-            text=texts, images=[list(f) for f in frames], images_kwargs=budget, padding=True, padding_side="left", return_tensors="pt"
+            text=texts,
+            images=[list(f) for f in frames],
+            images_kwargs=budget,
+            padding=True,
+            padding_side="left",
+            return_tensors="pt",
         )
 
     @staticmethod
@@ -167,10 +174,6 @@ class MSJoEProcessor(PushToHubMixin):
             duration=info.duration_seconds,
             frames_indices=indices,
         )
-
-    def decode_generated(self, sequences: torch.Tensor, prompt_length: int) -> list[str]:
-        """Text of the newly generated tokens (prompt stripped, special tokens removed)."""
-        return self.tokenizer.batch_decode(sequences[:, prompt_length:], skip_special_tokens=True)
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:

@@ -113,7 +113,9 @@ def _list_pairs(items: list[str], lettered: bool | None) -> list[tuple[str, str]
             )
     if lettered:
         if not all(matches):
-            raise ValueError(f"lettered=True but {items[[bool(m) for m in matches].index(False)]!r} has no 'X. ' label.")
+            raise ValueError(
+                f"lettered=True but {items[[bool(m) for m in matches].index(False)]!r} has no 'X. ' label."
+            )
         return [(m.group(1), m.group(2).strip()) for m in matches]
     if len(items) > len(_LETTERS):
         raise ValueError(f"At most {len(_LETTERS)} options can be lettered, got {len(items)}.")

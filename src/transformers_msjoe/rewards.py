@@ -39,25 +39,44 @@ QA_COLUMNS = ("video", "question", "options", "answer")  # what a training/evalu
 
 
 def check_qa_row(row: Mapping[str, Any], index: int | str, *, pass_rate_column: str | None = None) -> str | None:
-    """What is wrong with one multiple-choice row (None if usable): missing options/answer, a letter not among
-    the options, or (stage 1) a missing or out-of-range pass rate."""
+    """What is wrong with one multiple-choice row (None if usable), naming the row (position and `id`) and field.
+
+    Checks the fields present in `row`: a null `video`, a missing or empty `question`, missing or malformed
+    `options` (plain texts, lettered A, B, C ... by position), a missing `answer` or one that is not among the
+    option letters, and (stage 1) a missing or out-of-range pass rate.
+    """
+    label = f"row {index}" + (f" (id {row['id']!r})" if row.get("id") is not None else "")
+    if "video" in row and _is_missing_video(row["video"]):
+        return f"{label} has no video (`video` is {row['video']!r})"
+    if "question" in row and (row["question"] is None or not str(row["question"]).strip()):
+        return f"{label} has no question (`question` is {row['question']!r})"
     options = row.get("options")
     if not options:
-        return f"row {index} has no options"
+        return f"{label} has no options"
     try:
-        letters = [o.letter for o in letter_options(options)]
+        letters = _letters(options)
     except ValueError as err:
-        return f"row {index} has malformed options ({err})"
+        return f"{label} has malformed options ({err})"
     answer = row.get("answer")
     if not answer or not str(answer).strip():
-        return f"row {index} has no answer"
+        return f"{label} has no answer"
     if str(answer).strip().upper() not in letters:
-        return f"row {index} has answer {answer!r}, which is not one of its option letters {letters}"
+        return f"{label} has answer {answer!r}, which is not one of its option letters {letters}"
     if pass_rate_column is not None:
         rate = row.get(pass_rate_column)
         if rate is None or not 0.0 <= float(rate) <= 1.0:
-            return f"row {index} has {pass_rate_column}={rate!r}; stage 1 needs a pass rate in [0, 1]"
+            return (
+                f"{label} has {pass_rate_column}={rate!r}; stage 1 needs the base MLLM's pass rate in [0, 1]: label "
+                "the dataset with `msjoe data label-difficulty`, or point `pass_rate_column` at the column holding it"
+            )
     return None
+
+
+def _is_missing_video(video: Any) -> bool:
+    """None, an empty path, or a `datasets` `Video(decode=False)` value with neither path nor bytes."""
+    if isinstance(video, Mapping):
+        return not video.get("path") and not video.get("bytes")
+    return video is None or (isinstance(video, (str, bytes)) and not video)
 
 
 def completion_text(completion: str | Sequence[dict[str, Any]]) -> str:
@@ -68,7 +87,8 @@ def completion_text(completion: str | Sequence[dict[str, Any]]) -> str:
 
 
 def _letters(options: Any) -> list[str]:
-    return [option.letter for option in letter_options(options)]
+    """Letters of a row's options, stored as plain texts (never parsed as "A. ..." labels; see data/schema.py)."""
+    return [option.letter for option in letter_options(options, lettered=False)]
 
 
 def answer_is_correct(text: str, answer: str, options: Any) -> bool:
@@ -95,7 +115,9 @@ def format_reward(
     distinct visual queries, all in `<query>` tags.
     """
     if query_completion is not None and num_queries is None:
-        raise ValueError("format_reward got `query_completion` without `num_queries` (how many queries were asked for).")
+        raise ValueError(
+            "format_reward got `query_completion` without `num_queries` (how many queries were asked for)."
+        )
     rewards = []
     for i, (completion, opts) in enumerate(zip(completions, options)):
         parsed = parse_answer(completion_text(completion), _letters(opts))
@@ -107,7 +129,9 @@ def format_reward(
     return rewards
 
 
-def query_peak_ratios(similarity: torch.Tensor, normalization: str = "softmax", softmax_scale: float = 100.0) -> torch.Tensor:
+def query_peak_ratios(
+    similarity: torch.Tensor, normalization: str = "softmax", softmax_scale: float = 100.0
+) -> torch.Tensor:
     """Peak ratio of each query's similarity curve `(Q, T)` -> `(Q,)`, normalised as the paper leaves open (§1.3).
 
     `"softmax"`: max/min of p = softmax(scale * s) over frames, i.e. exp(scale * (max s - min s)).
@@ -122,38 +146,58 @@ def query_peak_ratios(similarity: torch.Tensor, normalization: str = "softmax", 
     if normalization == "raw":
         high, low = s.max(-1).values, s.min(-1).values
         ratio = high / low.clamp_min(torch.finfo(s.dtype).tiny)
-        return torch.where(high <= 0, torch.zeros_like(ratio), torch.where(low <= 0, torch.full_like(ratio, math.inf), ratio))
+        return torch.where(
+            high <= 0, torch.zeros_like(ratio), torch.where(low <= 0, torch.full_like(ratio, math.inf), ratio)
+        )
     raise ValueError(f"`normalization` must be 'softmax', 'raw' or 'peak_over_mean', got {normalization!r}.")
 
 
 def make_informativeness_reward(
     threshold: float = 10.0, normalization: str = "softmax", softmax_scale: float = 100.0
 ) -> RewardFunc:
-    """r_info with the given settings: the fraction of queries whose peak ratio exceeds `threshold` (tau_info).
+    """r_info with the given settings: the fraction of the MLLM's queries whose similarity curve has a clear peak.
+
+    `threshold` is the paper's tau_info: a query is informative when its peak ratio (`query_peak_ratios` with
+    `normalization` and `softmax_scale`) exceeds it. With the softmax normalisation at scale 100 the ratio is
+    exp(100 * (max s - min s)) over the candidate frames, so tau = 10 asks for a cosine spread above 0.023.
 
     The returned function reads the `similarity` column (one `(Q, T)` tensor per completion, as the trainer's
-    rollout provides) and returns `None` for completions without one (no rollout: e.g. a video that failed).
+    rollout provides) and, when present, `num_written_queries`: only the first that many rows are the MLLM's
+    queries (rows after them, e.g. the question appended with `use_question_as_query`, do not count), and 0 means
+    the query turn fell back to the question, which earns 0. Completions without a similarity get `None`
+    (no rollout: e.g. a video that failed to decode).
     """
     query_peak_ratios(torch.zeros(1, 2), normalization, softmax_scale)  # fail fast on a bad normalization
 
-    def informativeness(completions: list[Any], similarity: list[torch.Tensor | None], **kwargs: Any) -> list[float | None]:
+    def informativeness(
+        completions: list[Any],
+        similarity: list[torch.Tensor | None],
+        num_written_queries: list[int] | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
+        written = num_written_queries if num_written_queries is not None else [None] * len(similarity)
         rewards: list[float | None] = []
-        for matrix in similarity:
+        for matrix, count in zip(similarity, written):
             if matrix is None or matrix.numel() == 0:
                 rewards.append(None)
-                continue
-            peaked = query_peak_ratios(matrix, normalization, softmax_scale) > threshold  # (Q,)
-            rewards.append(peaked.double().mean().item())
+            elif count == 0:
+                rewards.append(0.0)  # no query of the MLLM's own: nothing informative was asked
+            else:
+                peaked = query_peak_ratios(matrix[:count], normalization, softmax_scale) > threshold  # (Q,)
+                rewards.append(peaked.double().mean().item())
         return rewards
 
     informativeness.__doc__ = (
-        f"r_info: fraction of queries whose {normalization} peak ratio exceeds {threshold} (scale {softmax_scale})."
+        f"r_info: fraction of the MLLM's queries whose {normalization} peak ratio exceeds {threshold} "
+        f"(scale {softmax_scale})."
     )
     return informativeness
 
 
 informativeness_reward = make_informativeness_reward()
-informativeness_reward.__doc__ = "r_info with the paper's threshold 10 and the softmax normalisation (see make_informativeness_reward)."
+informativeness_reward.__doc__ = (
+    "r_info with the paper's threshold 10 and the softmax normalisation (see make_informativeness_reward)."
+)
 
 
 def difficulty_aware_advantage(correct: torch.Tensor, pass_rate: torch.Tensor, cap: float = 10.0) -> torch.Tensor:

@@ -108,7 +108,9 @@ _SELECTORS: dict[str, type[FrameSelector]] = {}
 def register_selector(cls: type[FrameSelector]) -> type[FrameSelector]:
     """Class decorator adding a strategy to the registry under `cls.name`."""
     if cls.name in _SELECTORS and _SELECTORS[cls.name] is not cls:
-        raise ValueError(f"A frame selector named {cls.name!r} is already registered ({_SELECTORS[cls.name].__name__}).")
+        raise ValueError(
+            f"A frame selector named {cls.name!r} is already registered ({_SELECTORS[cls.name].__name__})."
+        )
     _SELECTORS[cls.name] = cls
     return cls
 
@@ -185,11 +187,15 @@ def _checked_similarity(similarity: torch.Tensor | None, num_candidates: int, na
             f"shape {tuple(similarity.shape)}."
         )
     if not torch.isfinite(sim).all():
-        raise ValueError(f"The similarity matrix for {name!r} contains NaN or infinite values; check the CLIP features.")
+        raise ValueError(
+            f"The similarity matrix for {name!r} contains NaN or infinite values; check the CLIP features."
+        )
     return sim
 
 
-def combine_queries(similarity: torch.Tensor | None, num_candidates: int, reduction: QueryReduction, name: str) -> torch.Tensor:
+def combine_queries(
+    similarity: torch.Tensor | None, num_candidates: int, reduction: QueryReduction, name: str
+) -> torch.Tensor:
     """One relevance score per candidate, `(Q, T)` or `(T,)` -> `(T,)` float64 on the CPU (max or mean over queries).
 
     Raw cosines are combined (they share CLIP's embedding space); the max keeps a frame relevant when any one
@@ -293,11 +299,18 @@ class _SimilaritySelector(FrameSelector):
     def _require_number(self, field_name: str, *, positive: bool) -> None:
         """Reject a non-numeric or non-finite (or, when `positive`, non-positive) hyper-parameter, naming the default."""
         value = getattr(self, field_name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (value > 0 or not positive):
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (value > 0 or not positive)
+        ):
             return
         default = type(self).__dataclass_fields__[field_name].default
         need = "a finite number > 0" if positive else "a finite number"
-        raise ValueError(f"`{field_name}` of the {self.name!r} selection must be {need}, got {value!r}; the default is {default}.")
+        raise ValueError(
+            f"`{field_name}` of the {self.name!r} selection must be {need}, got {value!r}; the default is {default}."
+        )
 
     def _scores(self, similarity: torch.Tensor | None, num_candidates: int, k: int) -> tuple[torch.Tensor, int]:
         """Validated combined relevance `(T,)` and the budget clamped to the number of candidates."""
@@ -476,7 +489,9 @@ class AKSSelector(_SimilaritySelector):
         super().__post_init__()
         self._require_number("threshold", positive=False)
         if not isinstance(self.max_depth, int) or isinstance(self.max_depth, bool) or self.max_depth < 0:
-            raise ValueError(f"`max_depth` of the 'aks' selection must be an integer >= 0, got {self.max_depth!r}; the default is 5.")
+            raise ValueError(
+                f"`max_depth` of the 'aks' selection must be an integer >= 0, got {self.max_depth!r}; the default is 5."
+            )
         if self.judge_top not in ("budget", "share"):
             raise ValueError(f"`judge_top` of the 'aks' selection must be 'budget' or 'share', got {self.judge_top!r}.")
 
@@ -515,9 +530,9 @@ class AKSSelector(_SimilaritySelector):
         small, large = budget // 2, budget - budget // 2
         left_first = float(relevance[start:middle].sum()) >= float(relevance[middle:end].sum())
         left_budget, right_budget = (large, small) if left_first else (small, large)
-        return self._judge_and_split(relevance, start, middle, left_budget, total_budget, depth + 1) + self._judge_and_split(
-            relevance, middle, end, right_budget, total_budget, depth + 1
-        )
+        return self._judge_and_split(
+            relevance, start, middle, left_budget, total_budget, depth + 1
+        ) + self._judge_and_split(relevance, middle, end, right_budget, total_budget, depth + 1)
 
 
 @register_selector

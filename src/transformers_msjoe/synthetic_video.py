@@ -57,7 +57,9 @@ def make_synthetic_video(
     width, height = size
     boxes = []
     for event in events:
-        start, end = (event.start * duration_seconds, event.end * duration_seconds) if relative else (event.start, event.end)
+        start, end = (
+            (event.start * duration_seconds, event.end * duration_seconds) if relative else (event.start, event.end)
+        )
         boxes.append(
             f"drawbox=x={width // 4}:y={height // 4}:w={width // 2}:h={height // 2}:color={event.color}@1.0:t=fill:"
             f"enable='between(t,{start:.3f},{end:.3f})'"

@@ -19,9 +19,15 @@ from .prompts import ANSWER_TEMPLATE, QUERY_TEMPLATE
 __all__ = ["TINY_FAMILIES", "build_tiny_mllm", "build_tiny_tokenizer", "save_tiny_clip", "save_tiny_mllm"]
 
 _QWEN_SPECIAL = [
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-    "<|image_pad|>", "<|video_pad|>", "<image>", "<video>",
-
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<image>",
+    "<video>",
 ]  # fmt: skip  (<think>/<query>/<answer> stay ordinary text, as in real Qwen tokenizers)
 _SMOLVLM_SPECIAL = ["<fake_token_around_image>", "<global-img>", "<end_of_utterance>"] + [
     f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)
@@ -35,7 +41,10 @@ _CHAT_TEMPLATE = (
     "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
     "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-_QWEN_TOKENS = {"image_token": "<|vision_start|><|image_pad|><|vision_end|>", "video_token": "<|vision_start|><|video_pad|><|vision_end|>"}
+_QWEN_TOKENS = {
+    "image_token": "<|vision_start|><|image_pad|><|vision_end|>",
+    "video_token": "<|vision_start|><|video_pad|><|vision_end|>",
+}
 _LLAVA_TOKENS = {"image_token": "<image>\n", "video_token": "<video>\n"}
 
 
@@ -79,7 +88,10 @@ def _qwen_ids(tok: PreTrainedTokenizerFast) -> dict[str, int]:
 
 def _qwen2_5_vl() -> tuple[PreTrainedModel, ProcessorMixin]:
     from transformers import (
-        Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2VLImageProcessor,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
         Qwen2VLVideoProcessor,
     )  # fmt: skip
 
@@ -93,8 +105,15 @@ def _qwen2_5_vl() -> tuple[PreTrainedModel, ProcessorMixin]:
     )
     config = Qwen2_5_VLConfig(
         text_config=_text_config(tok, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3]}),
-        vision_config=dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=64,
-                           fullatt_block_indexes=[1], window_size=56),  # fmt: skip
+        vision_config=dict(
+            depth=2,
+            hidden_size=64,
+            intermediate_size=128,
+            num_heads=4,
+            out_hidden_size=64,
+            fullatt_block_indexes=[1],
+            window_size=56,
+        ),  # fmt: skip
         tie_word_embeddings=False,
         **_qwen_ids(tok),
     )
@@ -103,13 +122,18 @@ def _qwen2_5_vl() -> tuple[PreTrainedModel, ProcessorMixin]:
 
 def _qwen3_vl() -> tuple[PreTrainedModel, ProcessorMixin]:
     from transformers import (
-        Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+        Qwen3VLProcessor,
         Qwen3VLVideoProcessor,
     )  # fmt: skip
 
     tok = build_tiny_tokenizer()
     processor = Qwen3VLProcessor(
-        image_processor=Qwen2VLImageProcessor(patch_size=16, size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 16}),
+        image_processor=Qwen2VLImageProcessor(
+            patch_size=16, size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 16}
+        ),
         video_processor=Qwen3VLVideoProcessor(
             patch_size=16,
             size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 64},
@@ -122,8 +146,15 @@ def _qwen3_vl() -> tuple[PreTrainedModel, ProcessorMixin]:
     rope = {"rope_type": "default", "rope_theta": 5e6, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
     config = Qwen3VLConfig(
         text_config=_text_config(tok, head_dim=16, rope_parameters=rope),
-        vision_config=dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=64,
-                           num_position_embeddings=64, deepstack_visual_indexes=[0]),  # fmt: skip
+        vision_config=dict(
+            depth=2,
+            hidden_size=64,
+            intermediate_size=128,
+            num_heads=4,
+            out_hidden_size=64,
+            num_position_embeddings=64,
+            deepstack_visual_indexes=[0],
+        ),  # fmt: skip
         tie_word_embeddings=False,
         **_qwen_ids(tok),
     )
@@ -132,8 +163,11 @@ def _qwen3_vl() -> tuple[PreTrainedModel, ProcessorMixin]:
 
 def _llava_onevision() -> tuple[PreTrainedModel, ProcessorMixin]:
     from transformers import (
-        LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, LlavaOnevisionImageProcessor,
-        LlavaOnevisionProcessor, LlavaOnevisionVideoProcessor,
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessor,
+        LlavaOnevisionProcessor,
+        LlavaOnevisionVideoProcessor,
     )  # fmt: skip
 
     tok = build_tiny_tokenizer()
@@ -149,8 +183,15 @@ def _llava_onevision() -> tuple[PreTrainedModel, ProcessorMixin]:
     )
     config = LlavaOnevisionConfig(
         text_config=dict(model_type="qwen2", **_text_config(tok)),
-        vision_config=dict(model_type="siglip_vision_model", hidden_size=64, intermediate_size=128,
-                           num_hidden_layers=2, num_attention_heads=4, image_size=64, patch_size=16),  # fmt: skip
+        vision_config=dict(
+            model_type="siglip_vision_model",
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=64,
+            patch_size=16,
+        ),  # fmt: skip
         image_token_id=tok.convert_tokens_to_ids("<image>"),
         video_token_id=tok.convert_tokens_to_ids("<video>"),
         vision_feature_select_strategy="full",
@@ -161,8 +202,13 @@ def _llava_onevision() -> tuple[PreTrainedModel, ProcessorMixin]:
 
 
 def _smolvlm() -> tuple[PreTrainedModel, ProcessorMixin]:
-    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessor, SmolVLMProcessor
-    from transformers import SmolVLMVideoProcessor
+    from transformers import (
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
     from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
 
     tok = build_tiny_tokenizer(tuple(_SMOLVLM_SPECIAL))
@@ -176,8 +222,14 @@ def _smolvlm() -> tuple[PreTrainedModel, ProcessorMixin]:
     )
     config = SmolVLMConfig(
         text_config=dict(model_type="llama", **_text_config(tok)),
-        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=64, patch_size=16),  # fmt: skip
+        vision_config=dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=64,
+            patch_size=16,
+        ),  # fmt: skip
         scale_factor=2,
         image_token_id=tok.convert_tokens_to_ids("<image>"),
         pad_token_id=tok.pad_token_id,
@@ -233,6 +285,11 @@ def save_tiny_clip(save_directory: str | os.PathLike, seed: int = 0) -> str:
         json.dump({"model_cfg": TINY_CLIP_CONFIG, "preprocess_cfg": preprocess}, handle, indent=2)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = open_clip.create_model(f"local-dir:{os.path.abspath(save_directory)}", pretrained=None, load_weights=False)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(save_directory, "open_clip_model.safetensors"))
+        model = open_clip.create_model(
+            f"local-dir:{os.path.abspath(save_directory)}", pretrained=None, load_weights=False
+        )
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        os.path.join(save_directory, "open_clip_model.safetensors"),
+    )
     return os.fspath(save_directory)

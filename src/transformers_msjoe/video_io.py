@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torchcodec.decoders import VideoDecoder
 from torchcodec.transforms import Resize
 
-from ._compat import probe_video_container, scan_key_frame_seconds
+from ._compat import datasets_video_source, probe_video_container, scan_key_frame_seconds
+from .fingerprints import FileState, file_state
 
 __all__ = [
     "KeyFrameSnap",
@@ -97,7 +98,9 @@ def _diagnose_open_failure(source: str | bytes, label: str, err: BaseException) 
             "`ffmpeg -i in -c:v libx264 out.mp4`."
         )
     if probe is None and "video stream" in str(err):
-        return VideoDecodeError(f"{label} has no video stream (audio-only or a non-video file). Pass a file with a video track.")
+        return VideoDecodeError(
+            f"{label} has no video stream (audio-only or a non-video file). Pass a file with a video track."
+        )
     return VideoDecodeError(
         f"{label} is not a readable video (corrupt, truncated, or not a video file at all): {_first_line(err)}. "
         "Check the file, or re-encode it, e.g. `ffmpeg -i in -c:v libx264 out.mp4`."
@@ -107,7 +110,9 @@ def _diagnose_open_failure(source: str | bytes, label: str, err: BaseException) 
 def _open_decoder(source: str | bytes, label: str, **decoder_kwargs: Any) -> VideoDecoder:
     """Open a torchcodec decoder and turn its low-level failures into errors a user can act on."""
     if isinstance(source, str) and not os.path.exists(source):
-        raise VideoDecodeError(f"Video file not found: {source!r}. Check the path (relative paths resolve against {os.getcwd()!r}).")
+        raise VideoDecodeError(
+            f"Video file not found: {source!r}. Check the path (relative paths resolve against {os.getcwd()!r})."
+        )
     if isinstance(source, str) and os.path.isdir(source):
         raise VideoDecodeError(f"{source!r} is a folder, not a video file. Pass the path of one video file.")
     if isinstance(source, bytes) and not source:
@@ -116,24 +121,6 @@ def _open_decoder(source: str | bytes, label: str, **decoder_kwargs: Any) -> Vid
         return VideoDecoder(source, **decoder_kwargs)
     except (ValueError, RuntimeError) as err:
         raise _diagnose_open_failure(source, label, err) from err
-
-
-def _datasets_source(decoder: VideoDecoder) -> str | bytes | None:
-    """The path or bytes a `datasets` `Video(decode=True)` decoder was built from (None for other decoders).
-
-    `datasets` keeps them so it can re-encode the column; recovering them lets the reader open resized decoders,
-    read the key-frame index and fingerprint the content for the feature cache.
-    """
-    try:
-        from datasets.features.video import encode_torchcodec_video
-
-        encoded = encode_torchcodec_video(decoder)
-    except (ImportError, NotImplementedError):
-        return None
-    if encoded.get("bytes"):
-        return bytes(encoded["bytes"])
-    path = encoded.get("path")
-    return path if isinstance(path, str) and os.path.isfile(path) else None
 
 
 class VideoReader:
@@ -161,13 +148,17 @@ class VideoReader:
         if isinstance(source, (bytearray, memoryview)):
             source = bytes(source)
         if isinstance(source, VideoDecoder):
-            source = _datasets_source(source) or source  # reopen from the file a `datasets` decoder came from
+            # reopen from the file a `datasets` decoder came from: resized decoders, key frames, fingerprints
+            source = datasets_video_source(source) or source
         self.label = _source_label(source)
         self._key_frame_seconds: torch.Tensor | None = None
+        self._file_state: FileState | None = None
         if isinstance(source, VideoDecoder):
             self._decoders[None] = source
         elif isinstance(source, (str, bytes)):
             self._owned_source = source
+            if isinstance(source, str):
+                self._file_state = file_state(source)  # before opening: a later change is then always noticed
             self._decoders[None] = _open_decoder(
                 source, self.label, seek_mode=seek_mode, num_ffmpeg_threads=num_ffmpeg_threads
             )
@@ -203,6 +194,17 @@ class VideoReader:
         """The underlying path or bytes (or the foreign decoder), for content hashing by the feature cache."""
         return self._owned_source if self._owned_source is not None else self._decoders[None]
 
+    def source_unchanged(self) -> bool:
+        """Whether the file this reader opened still has the (device, inode, size, mtime) it had before opening.
+
+        `False` once the path was replaced (a new file renamed onto it) or edited in place: frames decoded by this
+        reader then may not belong to the file's current content, so the feature cache must neither serve nor store
+        features for it. Always `True` for bytes and decoders (their content cannot change under the reader).
+        """
+        if not isinstance(self._owned_source, str):
+            return True
+        return self._file_state is not None and file_state(self._owned_source) == self._file_state
+
     def key_frame_timestamps(self) -> torch.Tensor:
         """Presentation times `(K,)` float64 of the video's key frames (read once by demuxing, no decoding).
 
@@ -219,9 +221,13 @@ class VideoReader:
             try:
                 self._key_frame_seconds = scan_key_frame_seconds(self._owned_source)
             except (ValueError, RuntimeError) as err:
-                raise VideoDecodeError(f"{self.label}: could not read the key-frame index: {_first_line(err)}.") from err
+                raise VideoDecodeError(
+                    f"{self.label}: could not read the key-frame index: {_first_line(err)}."
+                ) from err
             if self._key_frame_seconds.numel() == 0:
-                raise VideoDecodeError(f"{self.label} has no key frame in its video stream; use candidate_seek_mode='exact'.")
+                raise VideoDecodeError(
+                    f"{self.label} has no key frame in its video stream; use candidate_seek_mode='exact'."
+                )
         return self._key_frame_seconds
 
     @property
@@ -359,4 +365,3 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Antialiased bilinear resize of uint8 frames `(N, 3, H, W)` to `size`, staying uint8."""
     out = F.interpolate(frames.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
     return out.round_().clamp_(0, 255).to(torch.uint8)
-

@@ -23,9 +23,11 @@ logger = logging.get_logger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
 _DATASET_MARKERS = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
+DTYPES = ("float32", "float16", "bfloat16")  # `--dtype`: CLIP compute dtypes (part of the cache key)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `cache-features` and `cache report|clean|push|pull` to the `msjoe` command (cli/main.py)."""
     fill = subparsers.add_parser(
         "cache-features",
         help="Compute and cache the candidate-frame CLIP features of many videos (resumable, multi-process).",
@@ -35,17 +37,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "`accelerate launch -m transformers_msjoe.cli.main cache-features ...` to split the videos across GPUs.",
     )
     fill.add_argument("inputs", nargs="+", metavar="VIDEOS_OR_DATASET")
-    fill.add_argument("--model", default=None, help="MSJoE checkpoint whose config gives the CLIP and candidate settings.")
-    fill.add_argument("--clip", default=None, help='CLIP identity, e.g. "ViT-L-14/openai" (default: the model\'s, else ViT-L-14/openai).')
+    fill.add_argument(
+        "--model", default=None, help="MSJoE checkpoint whose config gives the CLIP and candidate settings."
+    )
+    fill.add_argument(
+        "--clip", default=None, help='CLIP identity, e.g. "ViT-L-14/openai", "hf-hub:org/repo" or a local folder '
+        "(default: the --model checkpoint's CLIP, else ViT-L-14/openai).",
+    )  # fmt: skip
     fill.add_argument("--candidate-fps", type=float, default=None, help="Candidate frames per second (default 1.0).")
-    fill.add_argument("--max-candidate-frames", type=int, default=None, help="Cap on candidates per video (default 1024).")
-    fill.add_argument("--seek-mode", choices=("exact", "approximate"), default=None, help="Candidate seek mode (default exact).")
+    fill.add_argument(
+        "--max-candidate-frames", type=int, default=None, help="Cap on candidates per video (default 1024)."
+    )
+    fill.add_argument(
+        "--seek-mode", choices=("exact", "approximate"), default=None, help="Candidate seek mode (default exact)."
+    )
     fill.add_argument("--batch-size", type=int, default=None, help="Frames per decode/CLIP batch (default 64).")
-    fill.add_argument("--dtype", default="float32", help="CLIP dtype; part of the cache key (answer() uses float32).")
+    fill.add_argument(
+        "--dtype", choices=DTYPES, default="float32", help="CLIP dtype; part of the cache key (answer() uses float32)."
+    )
     fill.add_argument("--device", default=None, help="CLIP device (default: this process's accelerate device).")
     fill.add_argument("--split", default=None, help="Only this split of a dataset folder (default: all splits).")
     fill.add_argument("--video-column", default="video", help="Video column of a dataset folder (default: video).")
-    fill.add_argument("--push-to-hub", default=None, metavar="REPO", help="Afterwards, push the cache to this Hub dataset repo.")
+    fill.add_argument(
+        "--push-to-hub", default=None, metavar="REPO", help="Afterwards, push the cache to this Hub dataset repo."
+    )
     _add_cache_args(fill)
     fill.set_defaults(func=_cache_features)
 
@@ -58,9 +73,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "clean", help="Delete cache entries.", description="Delete entries (pick at least one of --all, "
         "--older-than-days, --clip, --verify). Leftover temp files of killed writers older than an hour always go.",
     )  # fmt: skip
-    clean.add_argument("--all", action="store_true", help="Delete every entry.")
-    clean.add_argument("--older-than-days", type=float, default=None, help="Delete entries not used for this many days.")
-    clean.add_argument("--clip", default=None, metavar="MODEL_NAME", help="Delete entries of this open_clip model name.")
+    clean.add_argument(
+        "--all", action="store_true", help="Delete every entry, and the bookkeeping `cache pull` leaves."
+    )
+    clean.add_argument(
+        "--older-than-days", type=float, default=None, help="Delete entries not used for this many days."
+    )
+    clean.add_argument(
+        "--clip", default=None, metavar="MODEL_NAME", help="Delete entries of this open_clip model name."
+    )
     clean.add_argument("--verify", action="store_true", help="Check every entry and delete corrupt ones.")
     _add_cache_args(clean)
     clean.set_defaults(func=_clean)
@@ -79,7 +100,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_cache_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cache-dir", default=None, help="Cache folder (default: $MSJOE_FEATURE_CACHE, else under the HF cache).")
+    parser.add_argument(
+        "--cache-dir", default=None, help="Cache folder (default: $MSJOE_FEATURE_CACHE, else under the HF cache)."
+    )
     parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
 
@@ -164,7 +187,11 @@ def collect_videos(
                 items.setdefault(item.label, item)
             continue
         if os.path.isdir(entry):
-            paths = [p for p in glob.glob(os.path.join(entry, "**", "*"), recursive=True) if p.lower().endswith(VIDEO_EXTENSIONS)]
+            paths = [
+                p
+                for p in glob.glob(os.path.join(entry, "**", "*"), recursive=True)
+                if p.lower().endswith(VIDEO_EXTENSIONS)
+            ]
         elif os.path.isfile(entry):
             paths = [entry]
         else:
@@ -183,9 +210,11 @@ def collect_videos(
 def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     """CLIP and candidate settings: the flags, else the `--model` checkpoint's config, else MSJoEConfig defaults.
 
-    They must equal what `answer()` will use, or its cache lookups miss.
+    They must equal what `answer()` will use, or its cache lookups miss. The CLIP is the `(clip_model_name,
+    clip_pretrained)` pair `answer()` builds its scorer from: the short form ("name/tag") cannot carry a weights-file
+    path as the tag.
     """
-    from ..configuration_msjoe import MSJoEConfig
+    from ..configuration_msjoe import MSJoEConfig, parse_clip_identity
 
     source: Any = MSJoEConfig  # class attributes hold the field defaults
     if args.model:
@@ -195,10 +224,15 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
         if config.model_type == MSJoEConfig.model_type:
             source = config
         else:
-            logger.info(f"{args.model} is not an MSJoE checkpoint; using the MSJoEConfig defaults it would be wrapped with.")
-    default_clip = f"{source.clip_model_name}/{source.clip_pretrained}" if source.clip_pretrained else source.clip_model_name
+            logger.info(
+                f"{args.model} is not an MSJoE checkpoint; using the MSJoEConfig defaults it would be wrapped with."
+            )
+    clip_model_name, clip_pretrained = (
+        parse_clip_identity(args.clip) if args.clip else (source.clip_model_name, source.clip_pretrained)
+    )
     return {
-        "clip": args.clip or default_clip,
+        "clip_model_name": clip_model_name,
+        "clip_pretrained": clip_pretrained,
         "candidate_fps": args.candidate_fps or source.candidate_fps,
         "max_candidate_frames": args.max_candidate_frames or source.max_candidate_frames,
         "seek_mode": args.seek_mode or source.candidate_seek_mode,
@@ -208,23 +242,20 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ commands
 def _cache_one(item: VideoItem, scorer, cache, settings: dict[str, Any]) -> str:
-    """'cached' or 'skipped' (already there and valid); raises on a bad video."""
-    from ..frame_features import candidate_feature_settings, extract_candidate_features
+    """'cached', or 'skipped' (a valid entry was there); raises on a bad video or one that could not be cached."""
+    from ..frame_features import extract_candidate_features
     from ..video_io import open_video
 
-    source = item.load()
-    reader = open_video(source)
-    key_settings = candidate_feature_settings(scorer, settings["candidate_fps"], settings["max_candidate_frames"], settings["seek_mode"])
-    fingerprint = cache.fingerprint(reader)
-    if fingerprint is None:
-        raise ValueError(f"{item.label}: this input cannot be fingerprinted, so it cannot be cached")
-    if cache.load(cache.entry_key(fingerprint, key_settings), settings=key_settings, embed_dim=scorer.embed_dim) is not None:
-        return "skipped"
-    extract_candidate_features(
-        reader, scorer, candidate_fps=settings["candidate_fps"], max_candidate_frames=settings["max_candidate_frames"],
-        seek_mode=settings["seek_mode"], batch_size=settings["batch_size"], cache=cache,
+    features = extract_candidate_features(
+        open_video(item.load()), scorer, candidate_fps=settings["candidate_fps"],
+        max_candidate_frames=settings["max_candidate_frames"], seek_mode=settings["seek_mode"],
+        batch_size=settings["batch_size"], cache=cache,
     )  # fmt: skip
-    return "cached"
+    if features.cache_status == "uncacheable":
+        raise ValueError(
+            f"{item.label}: its features were computed but could not be cached (the warning above says why)"
+        )
+    return "skipped" if features.cache_status == "hit" else "cached"
 
 
 def _cache_features(args: argparse.Namespace) -> int:
@@ -249,7 +280,12 @@ def _fill(args: argparse.Namespace, datasets_cache: str) -> int:
     settings = resolve_settings(args)
     items = collect_videos(args.inputs, args.split, args.video_column, datasets_cache)
     cache = _cache(args)
-    scorer = MSJoECLIPScorer.from_identity(settings["clip"], device=args.device or state.device, dtype=getattr(torch, args.dtype))
+    scorer = MSJoECLIPScorer(
+        settings["clip_model_name"],
+        settings["clip_pretrained"],
+        device=args.device or state.device,
+        dtype=getattr(torch, args.dtype),
+    )
     counts = {"cached": 0, "skipped": 0, "failed": 0}
     failures: list[str] = []
     with state.split_between_processes(list(range(len(items)))) as shard:
@@ -271,7 +307,9 @@ def _fill(args: argparse.Namespace, datasets_cache: str) -> int:
     return _summarise(args, results, len(items), cache, settings, state.num_processes)
 
 
-def _summarise(args: argparse.Namespace, results: list[dict], num_videos: int, cache, settings: dict, processes: int) -> int:
+def _summarise(
+    args: argparse.Namespace, results: list[dict], num_videos: int, cache, settings: dict, processes: int
+) -> int:
     """Rank 0: add up every process's counts, push if asked, print; exit code 1 when any video failed."""
     total = {k: sum(r["counts"][k] for r in results) for k in ("cached", "skipped", "failed")}
     failures = [f for r in results for f in r["failures"]]
@@ -286,7 +324,9 @@ def _summarise(args: argparse.Namespace, results: list[dict], num_videos: int, c
     if args.json:
         emit_json(summary)
     else:
-        emit(f"{num_videos} videos: {total['cached']} cached, {total['skipped']} already cached, {total['failed']} failed")
+        emit(
+            f"{num_videos} videos: {total['cached']} cached, {total['skipped']} already cached, {total['failed']} failed"
+        )
         for failure in failures:
             emit(f"  failed: {failure}")
         emit(f"cache: {cache.root}")
@@ -308,7 +348,13 @@ def _report(args: argparse.Namespace) -> int:
             f"seek={group['seek_mode']}: {group['entries']} entries, {_human(group['bytes'])}"
         )
     if report.temp_files:
-        emit(f"leftover temp files (killed writers): {report.temp_files} ({_human(report.temp_bytes)}); `msjoe cache clean` removes them")
+        emit(
+            f"leftover temp files (killed writers): {report.temp_files} ({_human(report.temp_bytes)}); `msjoe cache clean` removes them"
+        )
+    if report.hub_metadata_files:
+        emit(
+            f"pull bookkeeping: {report.hub_metadata_files} files ({_human(report.hub_metadata_bytes)}); `msjoe cache clean --all` removes it"
+        )
     if report.unreadable:
         emit(f"unreadable entries: {len(report.unreadable)}; `msjoe cache clean --verify` removes them")
     return 0
@@ -323,11 +369,14 @@ def _clean(args: argparse.Namespace) -> int:
         emit_json(result.to_dict())
         return 0
     emit(
-        f"removed {result.removed_entries} entries and {result.removed_temp_files} temp files "
-        f"({_human(result.freed_bytes)}); {result.kept_entries} entries kept in {cache.root}"
+        f"removed {result.removed_entries} entries, {result.removed_temp_files} temp files and "
+        f"{result.removed_hub_metadata_files} pull bookkeeping files ({_human(result.freed_bytes)}); "
+        f"{result.kept_entries} entries kept in {cache.root}"
     )
     if not (args.all or args.older_than_days is not None or args.clip or args.verify):
-        emit("no entry selector given: pass --all, --older-than-days N, --clip MODEL_NAME or --verify to delete entries")
+        emit(
+            "no entry selector given: pass --all, --older-than-days N, --clip MODEL_NAME or --verify to delete entries"
+        )
     return 0
 
 

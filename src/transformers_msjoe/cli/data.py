@@ -33,14 +33,27 @@ def _register_build(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--qa", required=True, help="Question file: .jsonl, .json (list of objects) or .csv.")
     sub.add_argument("--videos", required=True, help="Folder holding the videos the questions refer to.")
     sub.add_argument("--out", required=True, help="Output folder (the Hub layout).")
-    sub.add_argument("--format", default="native", help="Question-file format: native (default) or llava-video (LLaVA-Video-178K MCQ json).")
-    sub.add_argument("--source", default=None, help="`source` of rows that name none (default: the question file's name).")
+    sub.add_argument(
+        "--format",
+        default="native",
+        help="Question-file format: native (default) or llava-video (LLaVA-Video-178K MCQ json).",
+    )
+    sub.add_argument(
+        "--source", default=None, help="`source` of rows that name none (default: the question file's name)."
+    )
     sub.add_argument("--split", default="train", help="Split of rows that name none (default: train).")
     sub.add_argument("--min-options", type=int, default=2, help="Fewest options a question may have (default 2).")
     sub.add_argument("--max-options", type=int, default=10, help="Most options a question may have (default 10).")
-    sub.add_argument("--probe-frames", type=int, default=3, help="Frames decoded per video to prove it decodes (0: open only).")
+    sub.add_argument(
+        "--probe-frames", type=int, default=3, help="Frames decoded per video to prove it decodes (0: open only)."
+    )
     sub.add_argument("--probe-workers", type=int, default=4, help="Videos probed in parallel (default 4).")
-    sub.add_argument("--link", choices=("copy", "hardlink"), default="copy", help="How videos enter the folder (hardlink: same filesystem, no extra space).")
+    sub.add_argument(
+        "--link",
+        choices=("copy", "hardlink"),
+        default="copy",
+        help="How videos enter the folder (hardlink: same filesystem, no extra space).",
+    )
     sub.add_argument("--overwrite", action="store_true", help="Replace an existing, non-empty --out.")
     sub.add_argument("--strict", action="store_true", help="Exit with status 1 when any row was rejected.")
     sub.add_argument("--json", action="store_true", help="Print the full report as JSON.")
@@ -54,17 +67,31 @@ def _build(args: argparse.Namespace) -> int:
         min_options=args.min_options, max_options=args.max_options, probe_frames=args.probe_frames,
         default_split=args.split, default_source=args.source, probe_workers=args.probe_workers,
     )  # fmt: skip
-    report = build_longvideo_qa(args.qa, args.videos, args.out, qa_format=args.format, options=options, link=args.link, overwrite=args.overwrite)
+    report = build_longvideo_qa(
+        args.qa, args.videos, args.out, qa_format=args.format, options=options, link=args.link, overwrite=args.overwrite
+    )
     validation = report.validation
     if args.json:
-        emit_json({"out_dir": report.out_dir, "splits": report.splits, "report_path": report.report_path, **validation.to_report()})
+        emit_json(
+            {
+                "out_dir": report.out_dir,
+                "splits": report.splits,
+                "report_path": report.report_path,
+                **validation.to_report(),
+            }
+        )
     else:
         emit(f"wrote {report.out_dir}: " + ", ".join(f"{s} {n} questions" for s, n in report.splits.items()))
-        emit(f"rejected {len(validation.rejected)} rows" + (f": {validation.reason_counts()}" if validation.rejected else ""))
+        emit(
+            f"rejected {len(validation.rejected)} rows"
+            + (f": {validation.reason_counts()}" if validation.rejected else "")
+        )
         for row in validation.rejected[:10]:
             emit(f"  {row.location}: " + "; ".join(f"{i.code}: {i.message}" for i in row.reasons))
         if validation.unreferenced_files:
-            emit(f"{len(validation.unreferenced_files)} files in --videos are not mentioned by any question (not copied): {validation.unreferenced_files[:5]}")
+            emit(
+                f"{len(validation.unreferenced_files)} files in --videos are not mentioned by any question (not copied): {validation.unreferenced_files[:5]}"
+            )
         if validation.ignored_fields:
             emit(f"ignored unknown fields (rows carrying them): {validation.ignored_fields}")
         for note in validation.notes:
@@ -91,7 +118,9 @@ def _convert(args: argparse.Namespace) -> int:
     problems = [r for r in records if r.fields.get(CONVERSION_PROBLEMS_FIELD)]
     emit(f"wrote {len(records) - len(problems)} questions to {args.out}")
     if problems:
-        emit(f"{len(problems)} source entries hold no question; written with `{CONVERSION_PROBLEMS_FIELD}` (build rejects and reports them):")
+        emit(
+            f"{len(problems)} source entries hold no question; written with `{CONVERSION_PROBLEMS_FIELD}` (build rejects and reports them):"
+        )
         for record in problems[:10]:
             emit(f"  {record.location}: " + "; ".join(record.fields[CONVERSION_PROBLEMS_FIELD]))
     return 0
@@ -99,11 +128,15 @@ def _convert(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- label / filter
 def _register_label(commands: argparse._SubParsersAction) -> None:
-    sub = commands.add_parser("label-difficulty", help="Label pass_rate: n sampled answers of a base MLLM at K uniform frames.")
+    sub = commands.add_parser(
+        "label-difficulty", help="Label pass_rate: n sampled answers of a base MLLM at K uniform frames."
+    )
     sub.add_argument("folder", help="A folder built by `msjoe data build`.")
     sub.add_argument("--model", required=True, help="Base MLLM (Hub id or path) or an MSJoE checkpoint.")
     sub.add_argument("--num-rollouts", type=int, default=8, help="n, sampled answers per question (default 8).")
-    sub.add_argument("--frames", type=int, default=32, metavar="K", help="K uniformly spaced frames per answer (default 32).")
+    sub.add_argument(
+        "--frames", type=int, default=32, metavar="K", help="K uniformly spaced frames per answer (default 32)."
+    )
     sub.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature (default 1.0).")
     sub.add_argument("--top-p", type=float, default=1.0, help="Nucleus sampling (default 1.0).")
     sub.add_argument("--max-new-tokens", type=int, default=64, help="Answer generation budget (default 64).")
@@ -112,7 +145,9 @@ def _register_label(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--split", action="append", default=None, help="Only this split (repeatable; default all).")
     sub.add_argument("--overwrite", action="store_true", help="Relabel rows that already have a pass_rate.")
     sub.add_argument("--device", default=None, help="Device, e.g. cuda.")
-    sub.add_argument("--dtype", default=None, choices=DTYPES, help="MLLM dtype (default: the model's own loading default).")
+    sub.add_argument(
+        "--dtype", default=None, choices=DTYPES, help="MLLM dtype (default: the model's own loading default)."
+    )
     sub.add_argument("--json", action="store_true", help="Print the report as JSON.")
     sub.set_defaults(func=_label)
 
@@ -134,7 +169,9 @@ def _label(args: argparse.Namespace) -> int:
         mllm_kwargs["dtype"] = args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
     model = load_msjoe_model(args.model, mllm_kwargs=mllm_kwargs, num_key_frames=args.frames, selection="uniform")
     model = model.to(args.device) if args.device else model
-    report = label_difficulty(args.folder, model, settings, splits=args.split, overwrite=args.overwrite, rows_per_batch=args.rows_per_batch)
+    report = label_difficulty(
+        args.folder, model, settings, splits=args.split, overwrite=args.overwrite, rows_per_batch=args.rows_per_batch
+    )
     if args.json:
         emit_json(asdict(report))
     else:
@@ -143,7 +180,9 @@ def _label(args: argparse.Namespace) -> int:
         for failure in report.failed:
             emit(f"  failed {failure['split']}/{failure['id']}: {failure['error']}")
         if report.parse_failure_rate is not None:
-            emit(f"unparsable answers (counted as wrong): {report.unparsed_rollouts} of {report.rollouts} ({report.parse_failure_rate:.1%})")
+            emit(
+                f"unparsable answers (counted as wrong): {report.unparsed_rollouts} of {report.rollouts} ({report.parse_failure_rate:.1%})"
+            )
         if (warning := report.parse_warning()) is not None:
             emit(f"warning: {warning}")
         emit(f"rollouts: {report.cache_path}")
@@ -154,10 +193,19 @@ def _label(args: argparse.Namespace) -> int:
 def _register_filter(commands: argparse._SubParsersAction) -> None:
     sub = commands.add_parser("filter", help="Drop too-short videos and always-solved questions, in place.")
     sub.add_argument("folder", help="A folder built by `msjoe data build`.")
-    sub.add_argument("--min-duration", type=float, default=None, help="Drop questions on videos shorter than this (seconds).")
-    sub.add_argument("--max-pass-rate", type=float, default=None, help="Drop questions with pass_rate above this (always solved).")
+    sub.add_argument(
+        "--min-duration", type=float, default=None, help="Drop questions on videos shorter than this (seconds)."
+    )
+    sub.add_argument(
+        "--max-pass-rate", type=float, default=None, help="Drop questions with pass_rate above this (always solved)."
+    )
     sub.add_argument("--min-pass-rate", type=float, default=None, help="Drop questions with pass_rate below this.")
-    sub.add_argument("--unlabelled", choices=("error", "keep", "drop"), default="error", help="Rows without pass_rate under a pass-rate filter.")
+    sub.add_argument(
+        "--unlabelled",
+        choices=("error", "keep", "drop"),
+        default="error",
+        help="Rows without pass_rate under a pass-rate filter.",
+    )
     sub.add_argument("--split", action="append", default=None, help="Only this split (repeatable; default all).")
     sub.add_argument("--dry-run", action="store_true", help="Report what would be dropped; change nothing.")
     sub.add_argument("--json", action="store_true", help="Print the report as JSON.")
@@ -175,8 +223,13 @@ def _filter(args: argparse.Namespace) -> int:
         emit_json(asdict(report))
         return 0
     prefix = "would drop" if args.dry_run else "dropped"
-    emit(f"{prefix} {len(report.dropped_rows)} questions {report.reason_counts()}; kept " + ", ".join(f"{s} {n}" for s, n in report.kept.items()))
-    emit(f"{'would delete' if args.dry_run else 'deleted'} {len(report.deleted_videos)} videos no remaining question uses")
+    emit(
+        f"{prefix} {len(report.dropped_rows)} questions {report.reason_counts()}; kept "
+        + ", ".join(f"{s} {n}" for s, n in report.kept.items())
+    )
+    emit(
+        f"{'would delete' if args.dry_run else 'deleted'} {len(report.deleted_videos)} videos no remaining question uses"
+    )
     emit(f"report: {report.report_path}")
     return 0
 
@@ -200,13 +253,18 @@ def _push(args: argparse.Namespace) -> int:
         args.folder, args.repo_id, token=args.token, private=args.private or None, revision=args.revision,
         commit_message=args.message,
     )  # fmt: skip
-    emit(f"pushed {args.folder} to https://huggingface.co/datasets/{args.repo_id}" + (f" ({result})" if result is not None else ""))
+    emit(
+        f"pushed {args.folder} to https://huggingface.co/datasets/{args.repo_id}"
+        + (f" ({result})" if result is not None else "")
+    )
     return 0
 
 
 def _register_card(commands: argparse._SubParsersAction) -> None:
     sub = commands.add_parser("card", help="Re-render a built folder's README.md (or write the template card).")
-    sub.add_argument("folder", nargs="?", default=None, help="A built folder; omit with --out to write the template card.")
+    sub.add_argument(
+        "folder", nargs="?", default=None, help="A built folder; omit with --out to write the template card."
+    )
     sub.add_argument("--repo-id", default="msjoe/longvideo-qa", help="Repo id shown in the card.")
     sub.add_argument("--out", default=None, help="Where to write the template card (e.g. dataset_card/README.md).")
     sub.set_defaults(func=_card)
@@ -228,7 +286,9 @@ def _card(args: argparse.Namespace) -> int:
 
 
 def _register_verify(commands: argparse._SubParsersAction) -> None:
-    sub = commands.add_parser("verify", help="Check a folder's layout and load it with datasets (prints features and a row).")
+    sub = commands.add_parser(
+        "verify", help="Check a folder's layout and load it with datasets (prints features and a row)."
+    )
     sub.add_argument("folder", help="A built folder or a Hub dataset id.")
     sub.add_argument("--split", default="train", help="Split to load (default train).")
     sub.set_defaults(func=_verify)
@@ -241,7 +301,9 @@ def _verify(args: argparse.Namespace) -> int:
     emit(str(ds))
     emit(str(ds.features))
     if ds.num_rows == 0:
-        raise ValueError(f"Split {args.split!r} of {args.folder} has no rows, so there is no video to check; verify another --split.")
+        raise ValueError(
+            f"Split {args.split!r} of {args.folder} has no rows, so there is no video to check; verify another --split."
+        )
     row = ds[0]
     video = row["video"]
     emit(str({k: v for k, v in row.items() if k != "video"}))

@@ -22,17 +22,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("video", help="Path to the video file.")
         sub.add_argument("question", help="The question about the video.")
-        sub.add_argument("--options", nargs="+", metavar="OPTION", help='Multiple-choice options: "A. red" "B. blue" ... or plain texts.')
-        sub.add_argument("--model", default=DEFAULT_MODEL, help=f"MSJoE checkpoint or image-text-to-text MLLM (id or path). Default: {DEFAULT_MODEL}.")
-        sub.add_argument("--clip", default=None, help='CLIP identity, e.g. "ViT-L-14/openai" or a local open_clip folder.')
+        sub.add_argument(
+            "--options",
+            nargs="+",
+            metavar="OPTION",
+            help='Multiple-choice options: "A. red" "B. blue" ... or plain texts.',
+        )
+        sub.add_argument(
+            "--model",
+            default=DEFAULT_MODEL,
+            help=f"MSJoE checkpoint or image-text-to-text MLLM (id or path). Default: {DEFAULT_MODEL}.",
+        )
+        sub.add_argument(
+            "--clip", default=None, help='CLIP identity, e.g. "ViT-L-14/openai" or a local open_clip folder.'
+        )
         sub.add_argument("--sampler", default=None, help="Trained sampler folder (only when --model is a plain MLLM).")
         sub.add_argument("--frames", type=int, default=None, metavar="K", help="Number of key frames K.")
-        sub.add_argument("--selection", default=None, help=f"Frame selection strategy, one of {strategies} (default: the model's).")
+        sub.add_argument(
+            "--selection", default=None, help=f"Frame selection strategy, one of {strategies} (default: the model's)."
+        )
         sub.add_argument(
             "--selection-option", action="append", default=None, metavar="KEY=VALUE",
             help="A hyper-parameter of the selection strategy, repeatable, e.g. temperature=0.5 (see docs/selectors.md).",
         )  # fmt: skip
-        sub.add_argument("--queries", nargs="+", default=None, help="Skip the query turn and score frames against these queries.")
+        sub.add_argument(
+            "--queries", nargs="+", default=None, help="Skip the query turn and score frames against these queries."
+        )
         sub.add_argument("--device", default=None, help="Device for the models, e.g. cuda or cpu.")
         sub.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"), help="MLLM dtype.")
         sub.add_argument("--plot", default=None, metavar="PNG", help="Write the selection figure here.")
@@ -45,7 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and a JSON report. Weights are random: this shows the pipeline, not accuracy.",
     )
     demo.add_argument("--output-dir", default="msjoe-demo", help="Where models, video, plot and report go.")
-    demo.add_argument("--family", default="qwen2_5_vl", help="Tiny MLLM family: qwen2_5_vl, qwen3_vl, llava_onevision, smolvlm.")
+    demo.add_argument(
+        "--family", default="qwen2_5_vl", help="Tiny MLLM family: qwen2_5_vl, qwen3_vl, llava_onevision, smolvlm."
+    )
     demo.add_argument("--duration", type=float, default=600.0, help="Length of the generated video in seconds.")
     demo.add_argument("--frames", type=int, default=16, metavar="K", help="Number of key frames K.")
     demo.add_argument("--selection", default="msjoe", help=f"Frame selection strategy, one of {strategies}.")
@@ -105,13 +122,22 @@ def _select(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
-    emit("msjoe demo: tiny RANDOM models (built offline) on a generated video. Outputs are noise; the pipeline is real.")
+    emit(
+        "msjoe demo: tiny RANDOM models (built offline) on a generated video. Outputs are noise; the pipeline is real."
+    )
     result = run_demo(
-        args.output_dir, family=args.family, duration_seconds=args.duration, num_key_frames=args.frames, selection=args.selection
+        args.output_dir,
+        family=args.family,
+        duration_seconds=args.duration,
+        num_key_frames=args.frames,
+        selection=args.selection,
     )
     out = result.output
     emit(f"video: {result.video_path} ({out.candidate_timestamps.numel()} candidates at 1 fps)")
-    emit(f"queries: {out.queries}" + ("  (fallback: question, the random MLLM wrote no <query> tags)" if out.queries_fallback else ""))
+    emit(
+        f"queries: {out.queries}"
+        + ("  (fallback: question, the random MLLM wrote no <query> tags)" if out.queries_fallback else "")
+    )
     emit("key frames (s): " + ", ".join(f"{t:.1f}" for t in out.key_frame_timestamps.tolist()))
     emit(f"answer turn: {out.answer_turn_text!r} -> option {out.option}")
     emit("seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in out.timings.items()))

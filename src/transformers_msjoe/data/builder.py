@@ -42,7 +42,14 @@ from .writer import (
 
 logger = logging.get_logger(__name__)
 
-__all__ = ["BuildReport", "LongVideoQA", "LongVideoQAConfig", "build_longvideo_qa", "find_qa_file", "recover_interrupted_build"]
+__all__ = [
+    "BuildReport",
+    "LongVideoQA",
+    "LongVideoQAConfig",
+    "build_longvideo_qa",
+    "find_qa_file",
+    "recover_interrupted_build",
+]
 
 _CITATION = """@inproceedings{tan2026msjoe,
   title={MSJoE: Jointly Evolving MLLM and Sampler for Efficient Long-Form Video Understanding},
@@ -56,14 +63,19 @@ def find_qa_file(data_dir: str) -> str:
     found = [os.path.join(data_dir, f"qa{s}") for s in QA_SUFFIXES if os.path.isfile(os.path.join(data_dir, f"qa{s}"))]
     if len(found) != 1:
         problem = "none" if not found else f"several: {found}"
-        raise QAFileError(f"Expected exactly one of qa.jsonl, qa.json or qa.csv in {data_dir!r}, found {problem}; pass `qa_file=`.")
+        raise QAFileError(
+            f"Expected exactly one of qa.jsonl, qa.json or qa.csv in {data_dir!r}, found {problem}; pass `qa_file=`."
+        )
     return found[0]
 
 
 def _corpus_fingerprint(qa_file: str, videos_dir: str) -> str:
     """Changes whenever the question file or any video changes, so a stale `datasets` cache is never reused."""
     digest = hashlib.sha256()
-    for folder, dirs, names in [(os.path.dirname(qa_file), [], [os.path.basename(qa_file)]), *sorted(os.walk(videos_dir))]:
+    for folder, dirs, names in [
+        (os.path.dirname(qa_file), [], [os.path.basename(qa_file)]),
+        *sorted(os.walk(videos_dir)),
+    ]:
         dirs.sort()
         for name in sorted(names):
             stat = os.stat(os.path.join(folder, name))
@@ -97,13 +109,19 @@ class LongVideoQA(datasets.GeneratorBasedBuilder):
     BUILDER_CONFIG_CLASS = LongVideoQAConfig
     DEFAULT_WRITER_BATCH_SIZE = 256
 
-    def __init__(self, *args, data_dir: str | None = None, qa_file: str | None = None, videos_dir: str | None = None, **kwargs):
+    def __init__(
+        self, *args, data_dir: str | None = None, qa_file: str | None = None, videos_dir: str | None = None, **kwargs
+    ):
         if data_dir is None and (qa_file is None or videos_dir is None):
-            raise ValueError("LongVideoQA needs `data_dir=` (holding qa.jsonl and videos/) or both `qa_file=` and `videos_dir=`.")
+            raise ValueError(
+                "LongVideoQA needs `data_dir=` (holding qa.jsonl and videos/) or both `qa_file=` and `videos_dir=`."
+            )
         qa_file = os.path.abspath(qa_file or find_qa_file(data_dir))
         videos_dir = os.path.abspath(videos_dir or os.path.join(data_dir, VIDEOS_SUBDIR))
         if not os.path.isdir(videos_dir):
-            raise ValueError(f"Video folder not found: {videos_dir!r}; put the videos in <data_dir>/videos or pass `videos_dir=`.")
+            raise ValueError(
+                f"Video folder not found: {videos_dir!r}; put the videos in <data_dir>/videos or pass `videos_dir=`."
+            )
         fingerprint = _corpus_fingerprint(qa_file, videos_dir)
         self.validation: ValidationResult | None = None
         super().__init__(
@@ -124,16 +142,25 @@ class LongVideoQA(datasets.GeneratorBasedBuilder):
         self.validation = validate_records(read_records(cfg.qa_file, cfg.qa_format), cfg.videos_dir, options)
         report = self.validation
         for row in report.rejected:
-            logger.warning(f"rejected {row.location} ({row.id or row.video}): " + "; ".join(f"{i.code}: {i.message}" for i in row.reasons))
+            logger.warning(
+                f"rejected {row.location} ({row.id or row.video}): "
+                + "; ".join(f"{i.code}: {i.message}" for i in row.reasons)
+            )
         if report.unreferenced_files:
-            logger.warning(f"{len(report.unreferenced_files)} files in {cfg.videos_dir} are not mentioned by any question: {report.unreferenced_files[:10]}")
+            logger.warning(
+                f"{len(report.unreferenced_files)} files in {cfg.videos_dir} are not mentioned by any question: {report.unreferenced_files[:10]}"
+            )
         if not report.rows:
-            raise ValueError(f"Every question of {cfg.qa_file} was rejected ({report.reason_counts()}); see the warnings above.")
+            raise ValueError(
+                f"Every question of {cfg.qa_file} was rejected ({report.reason_counts()}); see the warnings above."
+            )
         logger.info(f"LongVideoQA: kept {len(report.rows)} questions, rejected {len(report.rejected)}.")
         by_split: dict[str, list[dict]] = {}
         for row in report.rows:
             by_split.setdefault(row["split"], []).append(row)
-        return [datasets.SplitGenerator(name=split, gen_kwargs={"rows": rows}) for split, rows in sorted(by_split.items())]
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs={"rows": rows}) for split, rows in sorted(by_split.items())
+        ]
 
     def _generate_examples(self, rows: list[dict]):
         for row in rows:
@@ -174,7 +201,9 @@ def recover_interrupted_build(out_dir: str | os.PathLike) -> str | None:
         shutil.rmtree(previous)
         return f"deleted {previous}, left by an earlier build that finished its swap"
     os.replace(previous, out_dir)
-    logger.warning(f"An earlier build of {out_dir} was interrupted while swapping folders; restored the previous folder.")
+    logger.warning(
+        f"An earlier build of {out_dir} was interrupted while swapping folders; restored the previous folder."
+    )
     return f"restored {out_dir} from {previous} (an earlier build was interrupted while swapping folders)"
 
 
@@ -212,11 +241,15 @@ def build_longvideo_qa(
     options = _with_default_source(options or ValidationOptions(), qa_file)
     recover_interrupted_build(out_dir)
     if os.path.exists(out_dir) and os.listdir(out_dir) and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists and is not empty; pass --overwrite to replace it, or choose another --out.")
+        raise FileExistsError(
+            f"{out_dir} already exists and is not empty; pass --overwrite to replace it, or choose another --out."
+        )
     result = validate_records(read_records(qa_file, qa_format), videos_dir, options, show_progress=show_progress)
     if not result.rows:
         examples = "; ".join(f"{r.location}: {r.reasons[0].message}" for r in result.rejected[:3])
-        raise ValueError(f"Every question of {qa_file} was rejected ({result.reason_counts()}), e.g. {examples}. Nothing was written.")
+        raise ValueError(
+            f"Every question of {qa_file} was rejected ({result.reason_counts()}), e.g. {examples}. Nothing was written."
+        )
     partial = f"{out_dir}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     by_split: dict[str, list[dict]] = {}
@@ -233,4 +266,6 @@ def build_longvideo_qa(
     })  # fmt: skip
     write_dataset_card(partial)
     _swap_into_place(partial, out_dir)
-    return BuildReport(out_dir, result, {s: len(r) for s, r in sorted(by_split.items())}, os.path.join(out_dir, report_rel))
+    return BuildReport(
+        out_dir, result, {s: len(r) for s, r in sorted(by_split.items())}, os.path.join(out_dir, report_rel)
+    )

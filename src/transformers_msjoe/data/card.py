@@ -95,12 +95,26 @@ def _pass_rate_summary(rates: Sequence[float | None]) -> str:
 
 def _stats(rows_by_split: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     rows = [r for split_rows in rows_by_split.values() for r in split_rows]
-    durations = list({(s, r["video_id"]): r["duration_seconds"] for s, rs in rows_by_split.items() for r in rs}.values())
+    durations = list(
+        {(s, r["video_id"]): r["duration_seconds"] for s, rs in rows_by_split.items() for r in rs}.values()
+    )
     splits = []
     for name, split_rows in rows_by_split.items():
         per_video = {r["video_id"]: r["duration_seconds"] for r in split_rows}
-        splits.append({"name": name, "rows": len(split_rows), "videos": len(per_video), "hours": f"{sum(per_video.values()) / 3600:.2f}"})
-    duration = {"min": min(durations), "median": statistics.median(durations), "mean": statistics.fmean(durations), "max": max(durations)}
+        splits.append(
+            {
+                "name": name,
+                "rows": len(split_rows),
+                "videos": len(per_video),
+                "hours": f"{sum(per_video.values()) / 3600:.2f}",
+            }
+        )
+    duration = {
+        "min": min(durations),
+        "median": statistics.median(durations),
+        "mean": statistics.fmean(durations),
+        "max": max(durations),
+    }
     return {
         "splits": splits,
         "duration": {k: f"{v:.0f}" for k, v in duration.items()},
@@ -115,7 +129,9 @@ def _provenance_lines(root: str) -> list[str]:
     steps = read_json(os.path.join(root, STATE_DIR, "provenance.json"), default={"steps": []})["steps"]
     lines = []
     for step in steps:
-        details = ", ".join(f"{k}={v}" for k, v in step.items() if k not in ("step", "date") and not isinstance(v, (dict, list)))
+        details = ", ".join(
+            f"{k}={v}" for k, v in step.items() if k not in ("step", "date") and not isinstance(v, (dict, list))
+        )
         lines.append(f"**{step['step']}** ({step['date']}): {details}")
     return lines
 
@@ -123,7 +139,9 @@ def _provenance_lines(root: str) -> list[str]:
 def render_dataset_card(root: str | os.PathLike | None = None, *, repo_id: str = DEFAULT_REPO_ID) -> DatasetCard:
     """The card of a built folder (statistics + provenance), or the template card of the repo when `root` is None."""
     if root is None:
-        return DatasetCard.from_template(_card_data(["train"], None), template_path=TEMPLATE_PATH, repo_id=repo_id, stats=None, provenance=None)
+        return DatasetCard.from_template(
+            _card_data(["train"], None), template_path=TEMPLATE_PATH, repo_id=repo_id, stats=None, provenance=None
+        )
     root = os.fspath(root)
     rows_by_split = {split: read_metadata(root, split) for split in list_splits(root)}
     rows_by_split = {s: r for s, r in rows_by_split.items() if r}

@@ -104,7 +104,12 @@ def _human_gpt_pairs(turns: Sequence[Any]) -> tuple[list[tuple[str, str]], list[
     pending: str | None = None
     for index, turn in enumerate(turns):
         if not isinstance(turn, dict):
-            problems.append((index, f"conversation turn {index} is a {type(turn).__name__}, not a {{from, value}} object: {turn!r:.60}"))
+            problems.append(
+                (
+                    index,
+                    f"conversation turn {index} is a {type(turn).__name__}, not a {{from, value}} object: {turn!r:.60}",
+                )
+            )
             continue
         speaker, value = turn.get("from"), str(turn.get("value", ""))
         if speaker == "human":
@@ -115,7 +120,12 @@ def _human_gpt_pairs(turns: Sequence[Any]) -> tuple[list[tuple[str, str]], list[
             pairs.append((pending, value))
             pending = None
         else:
-            problems.append((index, f"conversation turn {index} (from {speaker!r}) is not part of a human/gpt question-answer pair: {value!r:.60}"))
+            problems.append(
+                (
+                    index,
+                    f"conversation turn {index} (from {speaker!r}) is not part of a human/gpt question-answer pair: {value!r:.60}",
+                )
+            )
     if pending is not None:
         pairs.append((pending, ""))
     return pairs, problems

@@ -89,7 +89,9 @@ class DifficultySettings:
                 f"({self.max_new_tokens}) must be positive; the paper's setting is 8 rollouts at K = 32."
             )
         if not self.temperature > 0 or not 0 < self.top_p <= 1:
-            raise ValueError(f"temperature must be > 0 and top_p in (0, 1], got {self.temperature} and {self.top_p}; rollouts are sampled.")
+            raise ValueError(
+                f"temperature must be > 0 and top_p in (0, 1], got {self.temperature} and {self.top_p}; rollouts are sampled."
+            )
 
     def cache_name(self) -> str:
         digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
@@ -111,7 +113,9 @@ class RolloutCache:
             data = handle.read()
         complete = data[: data.rfind(b"\n") + 1]  # drop a torn last line: its row is recomputed
         if len(complete) != len(data):
-            logger.warning(f"{self.path}: discarding an incomplete last line (an interrupted run); that row is recomputed.")
+            logger.warning(
+                f"{self.path}: discarding an incomplete last line (an interrupted run); that row is recomputed."
+            )
             with open(self.path, "r+b") as handle:
                 handle.truncate(len(complete))
         for line in complete.decode("utf-8").splitlines():
@@ -251,7 +255,9 @@ def _label_chunk(
             report.computed += 1
 
 
-def _write_labels(root: str, targets: dict[str, set[str]], overwrite: bool, cache: RolloutCache, report: DifficultyReport) -> None:
+def _write_labels(
+    root: str, targets: dict[str, set[str]], overwrite: bool, cache: RolloutCache, report: DifficultyReport
+) -> None:
     """Under the folder lock: re-read each split (another tool may have changed it), set the pass rates, write it."""
     present = set(list_splits(root))
     for split, ids in targets.items():
@@ -266,7 +272,9 @@ def _write_labels(root: str, targets: dict[str, set[str]], overwrite: bool, cach
             report.labelled += 1
             report.rollouts += record["num_rollouts"]
             report.unparsed_rollouts += record.get("unparsed", sum(p is None for p in record["predictions"]))
-            report.unparsed_examples += record.get("unparsed_examples", [])[: max(0, _EXAMPLES_KEPT - len(report.unparsed_examples))]
+            report.unparsed_examples += record.get("unparsed_examples", [])[
+                : max(0, _EXAMPLES_KEPT - len(report.unparsed_examples))
+            ]
         write_metadata(root, split, rows)
     report.parse_failure_rate = report.unparsed_rollouts / report.rollouts if report.rollouts else None
 
@@ -316,7 +324,9 @@ def label_difficulty(
         with folder_lock(root):
             _write_labels(root, targets, overwrite, cache, report)
             report.report_path = next_report_path(root, "label-difficulty")
-            write_json_atomic(report.report_path, {"settings": asdict(settings), "rows_per_batch": rows_per_batch, **asdict(report)})
+            write_json_atomic(
+                report.report_path, {"settings": asdict(settings), "rows_per_batch": rows_per_batch, **asdict(report)}
+            )
             append_provenance(root, "label-difficulty", {
                 **asdict(settings), "selection": "uniform", "rows_per_batch": rows_per_batch, "labelled": report.labelled,
                 "failed": len(report.failed), "parse_failure_rate": report.parse_failure_rate,

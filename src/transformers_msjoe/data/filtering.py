@@ -110,7 +110,9 @@ def _check_unlabelled(rows_by_split: dict[str, list[dict[str, Any]]], criteria: 
         )
 
 
-def filter_dataset(root: str | os.PathLike, criteria: FilterCriteria, *, splits: Sequence[str] | None = None, dry_run: bool = False) -> FilterReport:
+def filter_dataset(
+    root: str | os.PathLike, criteria: FilterCriteria, *, splits: Sequence[str] | None = None, dry_run: bool = False
+) -> FilterReport:
     """Drop the rows `criteria` rejects from a built folder, in place (see the module docstring).
 
     Runs under the folder's write lock, so a concurrent `label-difficulty` or `filter` never loses this step.
@@ -131,14 +133,20 @@ def _filter_locked(root: str, criteria: FilterCriteria, splits: Sequence[str] | 
         for row in rows:
             reasons = criteria.reasons(row)
             if reasons:
-                report.dropped_rows.append({"split": split, "id": row["id"], "video_id": row["video_id"], "reasons": reasons})
+                report.dropped_rows.append(
+                    {"split": split, "id": row["id"], "video_id": row["video_id"], "reasons": reasons}
+                )
             else:
                 kept_by_split[split].append(row)
         report.kept[split] = len(kept_by_split[split])
         still_used = {r["file_name"] for r in kept_by_split[split]}
-        report.deleted_videos += sorted({f"{DATA_DIR}/{split}/{r['file_name']}" for r in rows if r["file_name"] not in still_used})
+        report.deleted_videos += sorted(
+            {f"{DATA_DIR}/{split}/{r['file_name']}" for r in rows if r["file_name"] not in still_used}
+        )
     if not any(report.kept.values()) and len(rows_by_split) == len(list_splits(root)):
-        raise ValueError(f"These criteria drop every row of {root!r} ({report.reason_counts()}); nothing was changed. Loosen them.")
+        raise ValueError(
+            f"These criteria drop every row of {root!r} ({report.reason_counts()}); nothing was changed. Loosen them."
+        )
     report.removed_splits = [s for s, n in report.kept.items() if n == 0]
     report.report_path = next_report_path(root, "filter-dry-run" if dry_run else "filter")
     write_json_atomic(report.report_path, {"criteria": asdict(criteria), **asdict(report)})

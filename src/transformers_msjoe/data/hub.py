@@ -17,7 +17,12 @@ __all__ = ["PUSH_IGNORE_PATTERNS", "load_longvideo_qa", "push_longvideo_qa"]
 
 # Local bookkeeping that must not reach the Hub (rollout cache, reports with local paths, the write lock);
 # `.msjoe/provenance.json` is pushed so a downloaded copy can re-render its card.
-PUSH_IGNORE_PATTERNS = [f"{STATE_DIR}/difficulty/**", f"{STATE_DIR}/reports/**", f"{STATE_DIR}/{LOCK_FILENAME}", "**/*.tmp"]
+PUSH_IGNORE_PATTERNS = [
+    f"{STATE_DIR}/difficulty/**",
+    f"{STATE_DIR}/reports/**",
+    f"{STATE_DIR}/{LOCK_FILENAME}",
+    "**/*.tmp",
+]
 
 
 def load_longvideo_qa(
@@ -75,7 +80,9 @@ def push_longvideo_qa(
         return _push_locked(folder, repo_id, token, private=private, revision=revision, commit_message=commit_message)
 
 
-def _push_locked(folder: str, repo_id: str, token: str, *, private: bool | None, revision: str | None, commit_message: str | None) -> Any:
+def _push_locked(
+    folder: str, repo_id: str, token: str, *, private: bool | None, revision: str | None, commit_message: str | None
+) -> Any:
     from huggingface_hub import HfApi
 
     report = verify_layout(folder)

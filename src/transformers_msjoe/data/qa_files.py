@@ -40,7 +40,9 @@ def read_qa_file(path: str | os.PathLike) -> list[RawRecord]:
     """All records of a `.jsonl`, `.json` (a list of objects) or `.csv` question file, in file order."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise QAFileError(f"Question file not found: {path!r}. Pass the path of a .jsonl, .json or .csv file with --qa.")
+        raise QAFileError(
+            f"Question file not found: {path!r}. Pass the path of a .jsonl, .json or .csv file with --qa."
+        )
     suffix = os.path.splitext(path)[1].lower()
     readers = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv}
     if suffix not in readers:

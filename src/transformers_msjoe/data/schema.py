@@ -79,7 +79,9 @@ _SPLIT_NAME = re.compile(r"^\w+$")
 def check_split_name(split: str) -> str:
     """A split name `datasets` accepts (letters, digits, underscores); raises naming the fix."""
     if not isinstance(split, str) or not _SPLIT_NAME.match(split):
-        raise ValueError(f"Split name {split!r} is invalid: use letters, digits and underscores, e.g. 'train' or 'validation'.")
+        raise ValueError(
+            f"Split name {split!r} is invalid: use letters, digits and underscores, e.g. 'train' or 'validation'."
+        )
     return split
 
 

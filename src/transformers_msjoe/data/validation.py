@@ -109,12 +109,18 @@ class _VideoIndex:
     def __init__(self, videos_dir: str):
         self.root = os.path.abspath(videos_dir)
         if not os.path.isdir(self.root):
-            raise ValueError(f"Video folder not found: {videos_dir!r}. Pass the folder holding the videos with --videos.")
+            raise ValueError(
+                f"Video folder not found: {videos_dir!r}. Pass the folder holding the videos with --videos."
+            )
         self.files: list[str] = []
         for folder, dirs, names in os.walk(self.root):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             rel_folder = os.path.relpath(folder, self.root)
-            self.files += [os.path.normpath(os.path.join(rel_folder, n)).replace(os.sep, "/") for n in sorted(names) if not n.startswith(".")]
+            self.files += [
+                os.path.normpath(os.path.join(rel_folder, n)).replace(os.sep, "/")
+                for n in sorted(names)
+                if not n.startswith(".")
+            ]
         self.by_stem: dict[str, list[str]] = {}
         for rel in self.files:
             if os.path.splitext(rel)[1].lower() in SUPPORTED_VIDEO_EXTENSIONS:
@@ -126,7 +132,10 @@ class _VideoIndex:
         if video:
             rel = os.path.normpath(str(video)).replace(os.sep, "/")
             if os.path.isabs(rel) or rel == ".." or rel.startswith("../"):
-                return Issue("missing_video", f"video path {video!r} is not inside the video folder {self.root}; give it relative to that folder")
+                return Issue(
+                    "missing_video",
+                    f"video path {video!r} is not inside the video folder {self.root}; give it relative to that folder",
+                )
             if not os.path.isfile(os.path.join(self.root, rel)):
                 return Issue("missing_video", f"video file {rel!r} not found under {self.root}")
             if os.path.splitext(rel)[1].lower() not in SUPPORTED_VIDEO_EXTENSIONS:
@@ -138,9 +147,13 @@ class _VideoIndex:
             return rel, str(video_id) if video_id else os.path.splitext(rel)[0]
         matches = self.by_stem.get(str(video_id), [])
         if not matches:
-            return Issue("missing_video", f"no file named {video_id}{{{','.join(SUPPORTED_VIDEO_EXTENSIONS)}}} under {self.root}")
+            return Issue(
+                "missing_video", f"no file named {video_id}{{{','.join(SUPPORTED_VIDEO_EXTENSIONS)}}} under {self.root}"
+            )
         if len(matches) > 1:
-            return Issue("ambiguous_video", f"several files match video_id {video_id!r}: {matches}; give `video` to pick one")
+            return Issue(
+                "ambiguous_video", f"several files match video_id {video_id!r}: {matches}; give `video` to pick one"
+            )
         return matches[0], str(video_id)
 
 
@@ -156,14 +169,21 @@ def _normalize_options(raw: Any, opts: ValidationOptions) -> list[str] | Issue:
     try:
         lettered = letter_options(candidate)  # the input may carry letters ("A. red"); what is stored never does
     except ValueError as err:
-        return Issue("bad_options", f"{err} In a question file, give such options as an object {{\"A\": text, \"B\": text}}.")
+        return Issue(
+            "bad_options", f'{err} In a question file, give such options as an object {{"A": text, "B": text}}.'
+        )
     letters = [o.letter for o in lettered]
     expected = list(OPTION_LETTERS[: len(lettered)])
     if letters != expected:
-        return Issue("bad_options", f"option letters must be {', '.join(expected)} in this order, got {', '.join(letters)}")
+        return Issue(
+            "bad_options", f"option letters must be {', '.join(expected)} in this order, got {', '.join(letters)}"
+        )
     texts = [o.text for o in lettered]  # stored as plain texts: readers letter them by position (`lettered_options`)
     if not opts.min_options <= len(texts) <= opts.max_options:
-        return Issue("option_count", f"{len(texts)} options; rows need between {opts.min_options} and {opts.max_options} (--min-options/--max-options)")
+        return Issue(
+            "option_count",
+            f"{len(texts)} options; rows need between {opts.min_options} and {opts.max_options} (--min-options/--max-options)",
+        )
     repeated = sorted(t for t, n in Counter(t.casefold() for t in texts).items() if n > 1)
     if repeated:
         return Issue("duplicate_options", f"the same option text appears more than once: {repeated}")
@@ -202,10 +222,14 @@ def _normalize_fields(record: RawRecord, opts: ValidationOptions, issues: list[I
         if isinstance(answer, Issue):
             issues.append(answer)
     pass_rate = f.get("pass_rate")
-    if pass_rate is not None and (isinstance(pass_rate, bool) or not isinstance(pass_rate, (int, float)) or not 0.0 <= pass_rate <= 1.0):
+    if pass_rate is not None and (
+        isinstance(pass_rate, bool) or not isinstance(pass_rate, (int, float)) or not 0.0 <= pass_rate <= 1.0
+    ):
         issues.append(Issue("bad_pass_rate", f"pass_rate must be a number in [0, 1] or null, got {pass_rate!r}"))
     duration = f.get("duration_seconds", f.get("duration"))
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0):
+    if duration is not None and (
+        isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0
+    ):
         issues.append(Issue("bad_duration", f"duration must be a positive number of seconds, got {duration!r}"))
     split = str(f.get("split") or opts.default_split)
     try:
@@ -218,7 +242,9 @@ def _normalize_fields(record: RawRecord, opts: ValidationOptions, issues: list[I
         "options": options if isinstance(options, list) else [],
         "answer": answer if isinstance(answer, str) else "",
         "question_type": str(question_type).strip() or None if question_type is not None else None,
-        "pass_rate": float(pass_rate) if isinstance(pass_rate, (int, float)) and not isinstance(pass_rate, bool) else None,
+        "pass_rate": float(pass_rate)
+        if isinstance(pass_rate, (int, float)) and not isinstance(pass_rate, bool)
+        else None,
         "source": str(f.get("source") or opts.default_source or "") or None,
         "split": split,
         "_given_duration": duration if isinstance(duration, (int, float)) else None,
@@ -267,14 +293,28 @@ class _Kept:
         if rel is not None:
             vid = row["video_id"]
             if self.file_of_video.get(vid, rel) != rel:
-                issues.append(Issue("video_id_conflict", f"video_id {vid!r} already names {self.file_of_video[vid]!r}, not {rel!r}"))
+                issues.append(
+                    Issue(
+                        "video_id_conflict", f"video_id {vid!r} already names {self.file_of_video[vid]!r}, not {rel!r}"
+                    )
+                )
             owner = self.video_of_file.get((row["split"], row["file_name"]), vid)
             if owner != vid:
-                issues.append(Issue("video_id_conflict", f"video ids {owner!r} and {vid!r} both map to file name {row['file_name']!r}; rename one"))
+                issues.append(
+                    Issue(
+                        "video_id_conflict",
+                        f"video ids {owner!r} and {vid!r} both map to file name {row['file_name']!r}; rename one",
+                    )
+                )
         if row["id"] is not None and row["id"] in self.ids:
             issues.append(Issue("duplicate_id", f"id {row['id']!r} was already used at {self.ids[row['id']]}"))
         if rel is not None and row["question"] and _question_key(row) in self.questions:
-            issues.append(Issue("duplicate_question", f"the same question and options for this video appear at {self.questions[_question_key(row)]}"))
+            issues.append(
+                Issue(
+                    "duplicate_question",
+                    f"the same question and options for this video appear at {self.questions[_question_key(row)]}",
+                )
+            )
         return issues
 
     def add(self, cand: _Candidate) -> None:
@@ -289,7 +329,9 @@ def _question_key(row: dict[str, Any]) -> tuple:
     return row["video_id"], " ".join(row["question"].casefold().split()), tuple(row["options"])
 
 
-def _check_video(cand: _Candidate, index: _VideoIndex, probes: dict[str, VideoInfo | Issue], opts: ValidationOptions) -> None:
+def _check_video(
+    cand: _Candidate, index: _VideoIndex, probes: dict[str, VideoInfo | Issue], opts: ValidationOptions
+) -> None:
     """Stored file name, decode probe and duration of a row whose video was found."""
     row = cand.row
     row["file_name"] = _safe_file_name(row["video_id"], cand.rel_video)
@@ -299,11 +341,20 @@ def _check_video(cand: _Candidate, index: _VideoIndex, probes: dict[str, VideoIn
         return
     row["duration_seconds"] = round(probe.duration_seconds, 3)
     given = row["_given_duration"]
-    if given is not None and abs(given - probe.duration_seconds) > max(opts.duration_tolerance_seconds, 0.05 * probe.duration_seconds):
-        cand.issues.append(Issue("duration_mismatch", f"the row says {given:g}s but the file lasts {probe.duration_seconds:.1f}s; wrong video?"))
+    if given is not None and abs(given - probe.duration_seconds) > max(
+        opts.duration_tolerance_seconds, 0.05 * probe.duration_seconds
+    ):
+        cand.issues.append(
+            Issue(
+                "duration_mismatch",
+                f"the row says {given:g}s but the file lasts {probe.duration_seconds:.1f}s; wrong video?",
+            )
+        )
 
 
-def _check_rows(candidates: list[_Candidate], index: _VideoIndex, probes: dict[str, VideoInfo | Issue], opts: ValidationOptions) -> None:
+def _check_rows(
+    candidates: list[_Candidate], index: _VideoIndex, probes: dict[str, VideoInfo | Issue], opts: ValidationOptions
+) -> None:
     """Per-row video checks, then the cross-row checks against the valid rows before it, in file order."""
     kept = _Kept()
     per_video_count: Counter[str] = Counter()
@@ -327,7 +378,12 @@ def _candidate(record: RawRecord, index: _VideoIndex, opts: ValidationOptions) -
     if problems:  # nothing else to judge: the converter found no question here
         messages = problems if isinstance(problems, list) else [problems]
         raw_id = record.fields.get("id")
-        return _Candidate(record, {"id": None if raw_id is None else str(raw_id)}, [Issue("conversion_problem", str(m)) for m in messages], settled=True)
+        return _Candidate(
+            record,
+            {"id": None if raw_id is None else str(raw_id)},
+            [Issue("conversion_problem", str(m)) for m in messages],
+            settled=True,
+        )
     issues: list[Issue] = []
     row = _normalize_fields(record, opts, issues)
     raw_id = record.fields.get("id", record.fields.get("question_id"))
@@ -335,7 +391,9 @@ def _candidate(record: RawRecord, index: _VideoIndex, opts: ValidationOptions) -
     video, video_id = record.fields.get("video"), record.fields.get("video_id")
     cand = _Candidate(record, row, issues)
     if not video and not video_id:
-        issues.append(Issue("missing_video", "the row names no video: give `video` (a path under the video folder) or `video_id`"))
+        issues.append(
+            Issue("missing_video", "the row names no video: give `video` (a path under the video folder) or `video_id`")
+        )
         return cand
     resolved = index.resolve(video, video_id)
     if isinstance(resolved, Issue):
@@ -346,7 +404,11 @@ def _candidate(record: RawRecord, index: _VideoIndex, opts: ValidationOptions) -
 
 
 def validate_records(
-    records: Iterable[RawRecord], videos_dir: str | os.PathLike, options: ValidationOptions | None = None, *, show_progress: bool = True
+    records: Iterable[RawRecord],
+    videos_dir: str | os.PathLike,
+    options: ValidationOptions | None = None,
+    *,
+    show_progress: bool = True,
 ) -> ValidationResult:
     """Validate every record against `videos_dir`; accepted rows are ready for the writer, the rest carry reasons."""
     opts = options or ValidationOptions()
@@ -359,12 +421,21 @@ def validate_records(
     paths = sorted({os.path.join(index.root, c.rel_video) for c in candidates if c.rel_video is not None})
     _check_rows(candidates, index, _probe_all(paths, opts, show_progress), opts)
     mentioned = {c.rel_video for c in candidates if c.rel_video} | {
-        os.path.normpath(str(c.record.fields["video"])).replace(os.sep, "/") for c in candidates if c.record.fields.get("video")
+        os.path.normpath(str(c.record.fields["video"])).replace(os.sep, "/")
+        for c in candidates
+        if c.record.fields.get("video")
     }
     result = ValidationResult([], [], [f for f in index.files if f not in mentioned], dict(ignored))
     for cand in candidates:
         if cand.issues:
-            result.rejected.append(RejectedRow(cand.record.location, cand.row.get("id"), cand.record.fields.get("video") or cand.record.fields.get("video_id"), cand.issues))
+            result.rejected.append(
+                RejectedRow(
+                    cand.record.location,
+                    cand.row.get("id"),
+                    cand.record.fields.get("video") or cand.record.fields.get("video_id"),
+                    cand.issues,
+                )
+            )
         else:
             row = {k: v for k, v in cand.row.items() if not k.startswith("_")}
             row["video_path"] = os.path.join(index.root, cand.rel_video)
@@ -374,5 +445,7 @@ def validate_records(
         splits_of_video.setdefault(row["video_id"], set()).add(row["split"])
     shared = sorted(v for v, s in splits_of_video.items() if len(s) > 1)
     if shared:
-        result.notes.append(f"{len(shared)} videos appear in several splits (stored once per split; check for leakage): {shared[:10]}")
+        result.notes.append(
+            f"{len(shared)} videos appear in several splits (stored once per split; check for leakage): {shared[:10]}"
+        )
     return result

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -125,7 +125,7 @@ def append_provenance(root: str | os.PathLike, step: str, record: dict[str, Any]
     """
     path = state_path(root, "provenance.json")
     provenance = read_json(path, default={"steps": []})
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     provenance["steps"].append({"step": step, "date": stamp, **record})
     write_json_atomic(path, provenance)
 
@@ -164,7 +164,9 @@ def read_metadata(root: str | os.PathLike, split: str) -> list[dict[str, Any]]:
     table = pq.read_table(path)
     missing = [c for c in METADATA_FEATURES if c not in table.column_names]
     if missing:
-        raise LayoutError(f"{path} lacks the columns {missing}: it was not written by `msjoe data build`; rebuild the folder.")
+        raise LayoutError(
+            f"{path} lacks the columns {missing}: it was not written by `msjoe data build`; rebuild the folder."
+        )
     return table.to_pylist()
 
 
@@ -172,7 +174,9 @@ def write_metadata(root: str | os.PathLike, split: str, rows: Sequence[dict[str,
     """Atomically (re)write a split's metadata with the exact schema (types survive even all-null columns)."""
     folder = split_dir(root, split)
     os.makedirs(folder, exist_ok=True)
-    table = pa.Table.from_pylist([{k: row.get(k) for k in METADATA_FEATURES} for row in rows], schema=METADATA_FEATURES.arrow_schema)
+    table = pa.Table.from_pylist(
+        [{k: row.get(k) for k in METADATA_FEATURES} for row in rows], schema=METADATA_FEATURES.arrow_schema
+    )
     path = os.path.join(folder, METADATA_FILENAME)
     tmp = f"{path}.tmp"
     pq.write_table(table, tmp)
@@ -188,12 +192,21 @@ def _place_video(source: str, target: str, link: LinkMode) -> None:
         try:
             os.link(source, target)
         except OSError as err:
-            raise LayoutError(f"Cannot hard-link {source} into {target} ({err}); hard links need one filesystem: use --link copy.") from err
+            raise LayoutError(
+                f"Cannot hard-link {source} into {target} ({err}); hard links need one filesystem: use --link copy."
+            ) from err
     else:
         shutil.copyfile(source, target)
 
 
-def write_split(root: str | os.PathLike, split: str, rows: Sequence[dict[str, Any]], *, link: LinkMode = "copy", show_progress: bool = True) -> None:
+def write_split(
+    root: str | os.PathLike,
+    split: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    link: LinkMode = "copy",
+    show_progress: bool = True,
+) -> None:
     """Place each distinct video once under `data/<split>/videos/` and write the split's metadata."""
     folder = split_dir(root, split)
     videos = {row["file_name"]: row["video_path"] for row in rows}
@@ -212,7 +225,11 @@ class LayoutReport:
 
     def raise_if_broken(self, action: str) -> None:
         if self.problems:
-            raise LayoutError(f"Cannot {action}: " + "; ".join(self.problems[:5]) + (f" (+{len(self.problems) - 5} more)" if len(self.problems) > 5 else ""))
+            raise LayoutError(
+                f"Cannot {action}: "
+                + "; ".join(self.problems[:5])
+                + (f" (+{len(self.problems) - 5} more)" if len(self.problems) > 5 else "")
+            )
 
 
 def verify_layout(root: str | os.PathLike) -> LayoutReport:
@@ -236,17 +253,25 @@ def verify_layout(root: str | os.PathLike) -> LayoutReport:
         referenced = {row["file_name"] for row in rows}
         missing = sorted(f for f in referenced if not os.path.isfile(os.path.join(folder, f)))
         if missing:
-            report.problems.append(f"split {split!r}: {len(missing)} referenced video file(s) missing, e.g. {missing[:3]}; rebuild the folder")
+            report.problems.append(
+                f"split {split!r}: {len(missing)} referenced video file(s) missing, e.g. {missing[:3]}; rebuild the folder"
+            )
         video_folder = os.path.join(folder, VIDEOS_SUBDIR)
         present = sorted(os.listdir(video_folder)) if os.path.isdir(video_folder) else []
-        report.unreferenced_files += [f"{DATA_DIR}/{split}/{VIDEOS_SUBDIR}/{n}" for n in present if f"{VIDEOS_SUBDIR}/{n}" not in referenced]
+        report.unreferenced_files += [
+            f"{DATA_DIR}/{split}/{VIDEOS_SUBDIR}/{n}" for n in present if f"{VIDEOS_SUBDIR}/{n}" not in referenced
+        ]
     if not report.splits and not report.problems:
         report.problems.append(f"{root!r} has no data/<split>/{METADATA_FILENAME}; build it with `msjoe data build`")
     card_splits = read_card_splits(root)
     if card_splits is None:
-        report.problems.append(f"{root!r} has no README.md with YAML `configs`; re-render it with `msjoe data card {root}`")
+        report.problems.append(
+            f"{root!r} has no README.md with YAML `configs`; re-render it with `msjoe data card {root}`"
+        )
     elif set(card_splits) != set(report.splits):
-        report.problems.append(f"README.md configs list splits {sorted(card_splits)} but data/ holds {sorted(report.splits)}; re-render it with `msjoe data card {root}`")
+        report.problems.append(
+            f"README.md configs list splits {sorted(card_splits)} but data/ holds {sorted(report.splits)}; re-render it with `msjoe data card {root}`"
+        )
     elif report.splits and read_card_fingerprint(root) != content_fingerprint(root):
         report.problems.append(
             f"README.md was rendered for other data than data/ now holds (its fingerprint differs), so `load_dataset` "

@@ -30,7 +30,8 @@ from transformers.utils import logging
 
 from ..configuration_msjoe import MSJoEConfig
 from ..hub_utils import resolved_commit_hash
-from ..modeling_msjoe import MSJoEForVideoQA, MSJoEVideoQAOutput
+from ..modeling_msjoe import MSJoEForVideoQA
+from ..modeling_outputs import MSJoEVideoQAOutput
 from ..selection import available_selectors, build_selector, parse_selection_options
 from .benchmarks import MSJOE_OPTIONS, MSJOE_QUESTION
 
