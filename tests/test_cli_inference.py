@@ -70,10 +70,20 @@ def test_unknown_selection_is_reported(tiny_mllm_dir, tiny_clip_dir, short_video
     assert "Unknown frame selection 'nope'" in capsys.readouterr().err
 
 
-def test_demo_writes_plot_and_report(tmp_path, capsys):
+def test_zero_key_frames_is_rejected_not_replaced_by_the_default(short_video, capsys):
+    for command in (["select", short_video, "Why?"], ["demo"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--frames", "0"])
+        assert exit_info.value.code == 2
+        assert "--frames: must be a positive integer (a number of key frames), got '0'" in capsys.readouterr().err
+
+
+def test_demo_writes_plot_and_report(tmp_path, capsys, caplog):
     assert main(["demo", "--output-dir", str(tmp_path), "--duration", "90", "--frames", "6"]) == 0
     out = capsys.readouterr().out
-    assert "RANDOM" in out and "plot:" in out
+    assert "RANDOM" in out and "plot:" in out and "report:" in out and "key frames (s): " in out
+    # the demo says its weights are random; open_clip must not warn about it as if it were a mistake
+    assert not [r for r in caplog.records if "initialized randomly" in r.getMessage() or "no CLIP" in r.getMessage()]
     report = json.loads((tmp_path / "report.json").read_text())
     assert len(report["key_frame_timestamps"]) == 6 and len(report["candidate_timestamps"]) == 90
     assert "random" in report["note"].lower()

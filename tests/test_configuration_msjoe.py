@@ -56,12 +56,12 @@ def test_save_load_round_trip_and_auto_config(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, names",
     [
-        (dict(num_key_frames=0), "num_key_frames"),
+        (dict(num_key_frames=0), "num_key_frames.* the default is 32"),  # each error names the fix too
         (dict(num_queries=6), "num_queries"),
         (dict(num_key_frames=64, max_candidate_frames=32), "max_candidate_frames"),
         (dict(candidate_fps=0.0), "candidate_fps"),
-        (dict(num_preview_frames=-1), "num_preview_frames"),
-        (dict(preview_max_pixels=0), "preview_max_pixels"),
+        (dict(num_preview_frames=-1), "num_preview_frames.*pass None for the paper's setting"),
+        (dict(preview_max_pixels=0), "preview_max_pixels.* the default is 25088"),
     ],
 )
 def test_invalid_values_name_the_field(kwargs, names):
@@ -87,8 +87,8 @@ def test_mllm_without_vision_is_rejected():
         (dict(kernel_size=4), "kernel_size"),
         (dict(num_groups=7), "num_groups"),
         (dict(channel_multipliers=[]), "channel_multipliers"),
-        (dict(max_num_queries=0), "max_num_queries"),
-        (dict(dropout=1.0), "dropout"),
+        (dict(max_num_queries=0), "max_num_queries.*use the default 4"),
+        (dict(dropout=1.0), "dropout.*the default is 0.0"),
     ],
 )
 def test_invalid_sampler_values_name_the_field(kwargs, names):

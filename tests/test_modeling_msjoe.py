@@ -7,7 +7,16 @@ import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassError
 
-from transformers_msjoe import MSJoEForVideoQA, MSJoEProcessor, VideoDecodeError
+from transformers_msjoe import (
+    MSJoECLIPScorer,
+    MSJoEConfig,
+    MSJoEForVideoQA,
+    MSJoEFrameSampler,
+    MSJoEProcessor,
+    MSJoESamplerConfig,
+    VideoDecodeError,
+    open_video,
+)
 from transformers_msjoe.loading import load_msjoe_model
 from transformers_msjoe.tiny_models import TINY_FAMILIES
 
@@ -15,11 +24,34 @@ OPTIONS = ["A. red", "B. blue", "C. yellow", "D. green"]
 QUESTION = "What colour is the square?"
 
 
+def _spy_on_turns(model, monkeypatch) -> list[dict]:
+    """Record what each MLLM turn is given: frames `(N, 3, H, W)`, their timestamps and the pixel budget."""
+    turns = []
+    build_inputs = model.processor.build_inputs
+
+    def spy(prompts, frames, timestamps, videos, max_pixels, **kwargs):
+        turns.append({"frames": list(frames), "timestamps": list(timestamps), "max_pixels": max_pixels})
+        return build_inputs(prompts, frames, timestamps, videos, max_pixels, **kwargs)
+
+    monkeypatch.setattr(model.processor, "build_inputs", spy)
+    return turns
+
+
 @pytest.mark.parametrize("family", TINY_FAMILIES)
-def test_answer_end_to_end_for_every_family(family, tiny_msjoe, short_video):
+def test_answer_end_to_end_for_every_family(family, tiny_msjoe, short_video, monkeypatch):
     model = tiny_msjoe(family)
+    turns = _spy_on_turns(model, monkeypatch)
     out = model.answer(short_video, QUESTION, OPTIONS)
     k, t = model.config.num_key_frames, len(out.candidate_timestamps)
+    query_turn, answer_turn = turns
+    assert query_turn["max_pixels"] == model.config.preview_max_pixels
+    assert torch.equal(query_turn["timestamps"][0], out.preview_timestamps)
+    # the answer turn sees exactly the K key frames, decoded at the key-frame budget, and no preview frame
+    assert answer_turn["max_pixels"] == model.config.key_frame_max_pixels
+    assert len(answer_turn["frames"]) == 1 and len(answer_turn["frames"][0]) == k
+    assert torch.equal(answer_turn["timestamps"][0], out.key_frame_timestamps)
+    expected = open_video(short_video).frames_at(out.key_frame_timestamps, max_pixels=model.config.key_frame_max_pixels)
+    assert torch.equal(answer_turn["frames"][0], expected)
     assert t == 120  # 1 fps over 120 s
     assert (
         out.key_frame_indices.tolist() == sorted(set(out.key_frame_indices.tolist()))
@@ -331,3 +363,93 @@ def test_from_mllm_honours_frames_as_video_and_keeps_the_clip_weights_path(tiny_
     config = model.config
     config.clip_model_name, config.clip_pretrained = "ViT-B-32", "/data/weights/clip.bin"
     assert parse_clip_identity(config.clip) == ("ViT-B-32", "/data/weights/clip.bin")
+
+
+def test_from_mllm_returns_an_eval_model_so_selection_is_repeatable(tiny_mllm_dir, tiny_clip_dir, short_video):
+    sampler = MSJoEFrameSampler(MSJoESamplerConfig(base_channels=16, num_groups=4, dropout=0.5))
+    model = MSJoEForVideoQA.from_mllm(tiny_mllm_dir(), clip=tiny_clip_dir, sampler=sampler, num_key_frames=8)
+    assert not model.training and not model.sampler.training and not model.mllm.training
+    torch.nn.init.normal_(model.sampler.head.weight, std=1.0)
+    picks = [model.select_frames(short_video, QUESTION, queries=["a red square"]).key_frame_indices for _ in "ab"]
+    assert torch.equal(*picks)  # no dropout at inference
+
+
+def test_from_mllm_resolves_the_sampler_before_building_one_config(tiny_mllm_dir, tiny_clip_dir, tmp_path):
+    eight = MSJoEFrameSampler(MSJoESamplerConfig(max_num_queries=8, base_channels=16, num_groups=4))
+    torch.nn.init.normal_(eight.head.weight)
+    eight.save_pretrained(tmp_path)
+    mllm = tiny_mllm_dir()
+    # 6 queries fit the loaded sampler's 8 channels (the default sampler has 4)
+    model = MSJoEForVideoQA.from_mllm(mllm, clip=tiny_clip_dir, sampler=str(tmp_path), num_queries=6)
+    assert model.config.num_queries == 6 and model.config.sampler_config.max_num_queries == 8
+    # a sampler_config alone sizes a new (random) sampler
+    fresh = MSJoEForVideoQA.from_mllm(
+        mllm, clip=tiny_clip_dir, sampler_config=MSJoESamplerConfig(base_channels=32, num_groups=4)
+    )
+    assert fresh.sampler.head.in_channels == 32 and not fresh.config.sampler_is_trained
+    # with a sampler, it updates that sampler's config
+    merged = MSJoEForVideoQA.from_mllm(mllm, clip=tiny_clip_dir, sampler=eight, sampler_config={"dropout": 0.1})
+    assert merged.config.sampler_config.dropout == 0.1 and merged.config.sampler_config.max_num_queries == 8
+    assert torch.equal(merged.sampler.head.weight, eight.head.weight) and merged.config.sampler_is_trained
+    with pytest.raises(ValueError, match="does not fit the weights"):
+        MSJoEForVideoQA.from_mllm(mllm, clip=tiny_clip_dir, sampler=eight, sampler_config={"base_channels": 32})
+
+
+def test_config_frames_as_video_is_the_one_setting(tiny_msjoe, short_video, tmp_path, monkeypatch):
+    tiny_msjoe().save_pretrained(tmp_path)  # saved feeding frames as a video
+    model = MSJoEForVideoQA.from_pretrained(tmp_path, frames_as_video=False)
+    assert model.config.frames_as_video is False and model.processor.frames_as_video is False
+    fed = []
+    build_inputs = model.processor.build_inputs
+    monkeypatch.setattr(model.processor, "build_inputs", lambda *a, **k: fed.append(build_inputs(*a, **k)) or fed[-1])
+    model.answer(short_video, QUESTION, OPTIONS, queries=["a red square"])
+    assert "pixel_values" in fed[-1] and "pixel_values_videos" not in fed[-1]  # images
+    model.config.frames_as_video = True  # a later edit of the config is followed too
+    model.answer(short_video, QUESTION, OPTIONS, queries=["a red square"])
+    assert "pixel_values_videos" in fed[-1] and model.processor.frames_as_video is True
+
+
+def test_key_frame_budget_must_be_positive(tiny_msjoe, short_video):
+    model = tiny_msjoe()
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="`num_key_frames` must be a positive integer"):
+            model.select_frames(short_video, QUESTION, selection="uniform", num_key_frames=bad)
+
+
+def test_one_query_list_per_row(tiny_msjoe, short_video):
+    with pytest.raises(ValueError, match="2 videos, 2 questions, 1 query lists; pass one of each per row"):
+        tiny_msjoe().answer_batch([short_video] * 2, [QUESTION] * 2, queries=[["a red square"]])
+
+
+def test_unknown_selection_fails_when_the_model_is_built(tiny_mllm_dir, tiny_clip_dir, monkeypatch):
+    from transformers import AutoModelForImageTextToText
+
+    monkeypatch.setattr(AutoModelForImageTextToText, "from_pretrained", lambda *a, **k: pytest.fail("weights loaded"))
+    with pytest.raises(ValueError, match="Unknown frame selection 'bogus'.*register_selector"):
+        MSJoEForVideoQA.from_mllm(tiny_mllm_dir(), clip=tiny_clip_dir, selection="bogus")
+    with pytest.raises(ValueError, match="Unknown frame selection 'bogus'"):
+        MSJoEForVideoQA(MSJoEConfig(selection="bogus"))  # before building the (full-size default) MLLM
+
+
+def test_clip_follows_the_model_device_unless_the_user_set_it(tiny_msjoe, tiny_clip_dir):
+    model = tiny_msjoe()
+    clip = model.clip_scorer  # loaded where the sampler is (CPU)
+    model.sampler.to("meta")  # stands in for `model.to("cuda")` on a CPU-only machine
+    assert model.clip_scorer is clip and clip.device.type == "meta"
+    own = MSJoECLIPScorer.from_identity(tiny_clip_dir)
+    model.set_clip_scorer(own)
+    assert model.clip_scorer is own and own.device.type == "cpu"  # placed by the user: never moved
+
+
+def test_uniform_selection_honours_the_candidate_seek_mode(tiny_msjoe, tmp_path):
+    from transformers_msjoe.synthetic_video import make_synthetic_video
+
+    video = make_synthetic_video(tmp_path / "gop.mp4", duration_seconds=60.0, fps=2.0, gop=20)  # key frame / 10 s
+    exact = tiny_msjoe().select_frames(video, QUESTION, selection="uniform", num_key_frames=4)
+    approximate = tiny_msjoe(candidate_seek_mode="approximate").select_frames(
+        video, QUESTION, selection="uniform", num_key_frames=4
+    )
+    key_frames = open_video(video).key_frame_timestamps()
+    assert len(exact.candidate_timestamps) == 60
+    assert len(approximate.candidate_timestamps) == len(key_frames) < 60
+    assert set(approximate.key_frame_timestamps.tolist()) <= set(key_frames.tolist())

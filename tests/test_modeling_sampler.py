@@ -163,3 +163,30 @@ def test_reinforce_learns_to_find_a_planted_needle():
     assert untrained < 0.3
     trained = recall()
     assert trained > 0.8, trained
+
+
+def test_select_method_is_topk_in_time_order_or_reproducible_sampling(sampler):
+    torch.nn.init.normal_(sampler.head.weight, std=1.0)
+    similarity = torch.randn(3, 40)  # (Q, T) of one video
+    logits = sampler(similarity).detach()
+    top = sampler.select(similarity, 6)
+    assert torch.equal(top.indices, topk_frames(logits, 6))
+    assert top.draw_order.tolist() == logits.topk(6).indices.tolist()  # greedy draw: decreasing logit
+    drawn = sampler.select(similarity, 6, mode="sample", generator=torch.Generator().manual_seed(3))
+    expected = sample_frames(logits, 6, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(drawn.indices, expected.indices) and torch.equal(drawn.draw_order, expected.draw_order)
+    with pytest.raises(ValueError, match="'topk' or 'sample'"):
+        sampler.select(similarity, 6, mode="best")
+    with pytest.raises(ValueError, match=r"one video's similarity `\(Q, T\)`"):
+        sampler.select(similarity[None], 6)
+
+
+def test_log_prob_method_is_the_differentiable_log_prob_of_the_sampler_logits(sampler):
+    similarity = torch.randn(2, 24)
+    indices = torch.tensor([5, 1, 17])
+    for form in ("paper", "plackett_luce"):
+        value = sampler.log_prob(similarity, indices, form=form)
+        assert torch.allclose(value, frame_log_prob(sampler(similarity), indices, form=form))
+    sampler.zero_grad()
+    sampler.log_prob(similarity, indices).backward()
+    assert sampler.head.weight.grad is not None and sampler.head.weight.grad.abs().sum() > 0

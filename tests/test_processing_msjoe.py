@@ -1,10 +1,13 @@
+import logging
+
 import pytest
 import torch
 
-from transformers_msjoe import MSJoEProcessor
+from transformers_msjoe import MSJoEConfig, MSJoEProcessor
+from transformers_msjoe.processing_msjoe import frame_indices
 from transformers_msjoe.prompts import letter_options
-from transformers_msjoe.tiny_models import build_tiny_mllm
-from transformers_msjoe.video_io import VideoInfo
+from transformers_msjoe.tiny_models import TINY_FAMILIES, build_tiny_mllm
+from transformers_msjoe.video_io import VideoInfo, fit_to_pixel_budget, resize_frames
 
 INFO = VideoInfo("clip.mp4", duration_seconds=100.0, average_fps=30.0, num_frames=3000, width=320, height=240)
 FRAMES = torch.randint(0, 255, (4, 3, 240, 320), dtype=torch.uint8)
@@ -98,3 +101,104 @@ def test_processor_without_vision_is_rejected():
         processor = build_tiny_mllm("qwen2_5_vl")[1]
         processor.video_processor = None
         MSJoEProcessor(processor, frames_as_video=True)
+
+
+def _frames_fed(processor, inputs) -> int:
+    """How many frames of the (single) video the MLLM processor turned into pixels."""
+    if "video_grid_thw" in inputs:  # Qwen: temporal patches of `temporal_patch_size` frames
+        return int(inputs["video_grid_thw"][0, 0]) * processor.mllm_processor.video_processor.temporal_patch_size
+    if "pixel_values_videos" in inputs:  # LLaVA-OneVision: (1, N, 3, H, W)
+        return inputs["pixel_values_videos"].shape[1]
+    return inputs["pixel_values"].shape[1]  # SmolVLM: (1, N, 3, H, W)
+
+
+def test_tiny_processors_keep_the_upstream_frame_sampling_default():
+    # Qwen3-VL re-samples frames by default: the tiny processor must too, or tests miss what real checkpoints do
+    assert build_tiny_mllm("qwen3_vl")[1].video_processor.do_sample_frames is True
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_the_mllm_processor_never_resamples_the_chosen_frames(family):
+    processor = _processor(family)
+    processor.mllm_processor.video_processor.do_sample_frames = True  # as a real checkpoint may ask
+    frames = torch.randint(0, 255, (8, 3, 120, 160), dtype=torch.uint8)  # K = 8 key frames ...
+    info = VideoInfo("v", duration_seconds=120.0, average_fps=2.0, num_frames=240, width=160, height=120)  # of 240
+    inputs = processor.build_inputs(["q"], [frames], [torch.linspace(5, 115, 8)], [info], max_pixels=4096)
+    assert _frames_fed(processor, inputs) == 8
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_the_config_budget_is_not_replaced_by_the_per_frame_cap(family, monkeypatch):
+    processor = _processor(family)
+    video_processor = processor.mllm_processor.video_processor
+    seen = {}
+    original = video_processor._preprocess
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(video_processor, "_preprocess", spy)
+    frames = torch.randint(0, 255, (32, 3, 362, 646), dtype=torch.uint8)  # 32 key frames at the default budget
+    stamps = torch.linspace(1, 99, 32)
+    inputs = processor.build_inputs(["q"], [frames], [stamps], [INFO], max_pixels=235200)
+    assert seen["cap_pixels_per_frame"] is False  # None logs transformers' deprecation warning
+    # the config's per-frame budget holds for all 32 frames (the cap would share ~600 tokens over the clip)
+    merge = video_processor.patch_size * video_processor.merge_size
+    assert _visual_tokens(processor, inputs) >= 0.8 * 32 / 2 * 235200 / merge**2
+
+
+def _prompt_tokens(processor, max_pixels: int) -> int:
+    """Prompt length for 4 frames of a 720p video decoded within `max_pixels` (as `VideoReader.frames_at` does)."""
+    frames = torch.randint(0, 255, (4, 3, 720, 1280), dtype=torch.uint8)
+    frames = resize_frames(frames, fit_to_pixel_budget(720, 1280, max_pixels))
+    info = VideoInfo("v", 100.0, 30.0, 3000, 1280, 720)
+    return processor.build_inputs(["q"], [frames], [STAMPS], [info], max_pixels=max_pixels)["input_ids"].shape[1]
+
+
+@pytest.mark.parametrize(
+    "family, frames_as_video, preview_is_cheaper",
+    [
+        ("qwen2_5_vl", True, True),
+        ("qwen3_vl", True, True),
+        ("smolvlm", False, True),  # its image processor tiles by frame size
+        ("smolvlm", True, False),  # fixed-size video frames: budgets only bound the decoded frames (warned)
+        ("llava_onevision", True, False),
+    ],
+)
+def test_preview_budget_gives_fewer_tokens_where_the_family_allows(family, frames_as_video, preview_is_cheaper, caplog):
+    processor = _processor(family, frames_as_video=frames_as_video)
+    # a preview of 64 x 36 px: one tile of the tiny SmolVLM (real SmolVLM tiles are 512 px, so the default
+    # preview budget fits one); key frames at the default budget
+    preview_max_pixels, key_frame_max_pixels = 64 * 36, MSJoEConfig().key_frame_max_pixels
+    logging.Logger.warning_once.cache_clear()  # the fixed-size warning is logged once per process
+    with caplog.at_level(logging.WARNING):
+        preview = _prompt_tokens(processor, preview_max_pixels)
+        key = _prompt_tokens(processor, key_frame_max_pixels)
+    if preview_is_cheaper:
+        assert preview < key
+    else:
+        assert preview == key
+        assert any("resizes every frame to one fixed size" in r.getMessage() for r in caplog.records)
+
+
+def test_frame_indices_are_the_frames_shown_at_the_timestamps():
+    # frame i is shown over [i / fps, (i + 1) / fps): 10.02 s at 30 fps is frame 300 (rounding gives 301)
+    assert frame_indices([10.02, 0.0, 99.999], fps=30.0, num_frames=3000) == [300, 0, 2999]
+    assert frame_indices([3 / 30], fps=30.0, num_frames=3000) == [3]  # a boundary given as a float
+    # a stream that starts at 1.5 s: times are on the stream clock, indices count from its first frame
+    assert frame_indices([11.52, 1.5, 0.2], fps=30.0, num_frames=3000, begin_seconds=1.5) == [300, 0, 0]
+
+
+def test_stream_start_is_taken_out_of_the_times_the_mllm_reads():
+    qwen3 = _processor("qwen3_vl")
+    at_zero = qwen3.build_inputs(["q"], [FRAMES], [STAMPS], [INFO], max_pixels=4096)
+    shifted = qwen3.build_inputs(["q"], [FRAMES], [STAMPS + 2.0], [INFO], max_pixels=4096, begin_seconds=[2.0])
+    assert torch.equal(at_zero["input_ids"], shifted["input_ids"])  # "<15.0 seconds>", not "<17.0 seconds>"
+
+
+def test_frames_as_video_without_a_video_processor_names_the_fix():
+    processor = _processor("qwen2_5_vl")
+    processor.has_video_processor = False
+    with pytest.raises(ValueError, match="set frames_as_video=False"):
+        processor.frames_as_video = True

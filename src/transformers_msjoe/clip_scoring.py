@@ -63,6 +63,7 @@ class MSJoECLIPScorer:
         self.std = torch.tensor(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)), dtype=torch.float32)
         self.interpolation = _INTERPOLATIONS.get(cfg.get("interpolation", "bicubic"), "bicubic")
         self.resize_mode = cfg.get("resize_mode", "shortest")
+        self._weights_identity: str | None = None  # computed on first `identity()` (hashing can take ~1 s)
 
     @classmethod
     def from_identity(cls, clip: str, **kwargs: Any) -> MSJoECLIPScorer:
@@ -79,6 +80,7 @@ class MSJoECLIPScorer:
         return int(self.model.visual.output_dim)
 
     def to(self, device: str | torch.device) -> MSJoECLIPScorer:
+        """Move CLIP (it is no sub-module of the MSJoE model, so `model.to` alone does not move it)."""
         self.model.to(device)
         return self
 
@@ -90,7 +92,7 @@ class MSJoECLIPScorer:
         random weights, `local-dir:` folders and weights files, which no name pins down (two random inits differ;
         a file can be re-saved in place). It is computed once per scorer, on first use (~1 s for ViT-L/14).
         """
-        if getattr(self, "_weights_identity", None) is None:
+        if self._weights_identity is None:
             self._weights_identity = self._identify_weights()
         return {
             "model_name": self.model_name,

@@ -81,7 +81,10 @@ class MSJoESamplerConfig(PreTrainedConfig):
     def validate_sampler(self):
         """Called by `@strict` validation: each error names the field, the value and the fix."""
         if self.max_num_queries < 1:
-            raise ValueError(f"`max_num_queries` must be >= 1, got {self.max_num_queries}.")
+            raise ValueError(
+                f"`max_num_queries` must be >= 1, got {self.max_num_queries}; use the default 4 (the paper's "
+                "'up to four' queries)."
+            )
         if not self.channel_multipliers or any(m < 1 for m in self.channel_multipliers):
             raise ValueError(
                 f"`channel_multipliers` must be a non-empty list of positive integers, got "
@@ -96,7 +99,7 @@ class MSJoESamplerConfig(PreTrainedConfig):
                 f"(from `base_channels` x `channel_multipliers`); pick a divisor of {self.base_channels}."
             )
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {self.dropout}.")
+            raise ValueError(f"`dropout` must be in [0, 1), got {self.dropout}; the default is 0.0.")
 
 
 def parse_clip_identity(clip: str) -> tuple[str, str | None]:
@@ -172,7 +175,11 @@ class MSJoEConfig(PreTrainedConfig):
         Also score frames against the question itself. The paper uses it only as an ablation baseline.
     preview_max_pixels (`int`, *optional*, defaults to 25088):
         Pixel budget per preview frame; frames are downscaled (aspect kept) to fit. 25088 = 32 x 28 x 28, about
-        32 Qwen2.5-VL visual tokens per frame, the paper's "low resolution" preview (inferred).
+        32 Qwen2.5-VL visual tokens per frame, the paper's "low resolution" preview (inferred). It sets the token
+        count where the family's resizer allows: Qwen2-VL / Qwen2.5-VL / Qwen3-VL, and SmolVLM's tiling when frames
+        go in as images. LLaVA-OneVision video and SmolVLM video resize every frame to one fixed size (a
+        fixed-size vision tower): there the budget only bounds the decoded frames, a preview frame costs as many
+        tokens as a key frame (a one-time warning says so), and `num_preview_frames` is the lever.
     key_frame_max_pixels (`int`, *optional*, defaults to 235200):
         Pixel budget per key frame, about 300 Qwen2.5-VL tokens (TSPO's evaluation setting; inferred, the paper
         says only "high resolution").
@@ -182,13 +189,15 @@ class MSJoEConfig(PreTrainedConfig):
         Generation budget of the answer turn. (inferred)
     frames_as_video (`bool`, *optional*):
         Feed frames to the MLLM as one video (`True`) or as a list of images (`False`). `None` picks video when
-        the MLLM's processor has a video processor.
+        the MLLM's processor has a video processor. The one source of this choice: the model's processor follows
+        it, also after `from_pretrained(..., frames_as_video=...)` or a later edit of the config.
 
     > Parameters that control frame selection at inference
 
     selection (`str`, *optional*, defaults to `"msjoe"`):
         Frame-selection strategy used by `answer()`: `"msjoe"` (the learned sampler) or a training-free baseline
-        (see `transformers_msjoe.selection.available_selectors()`).
+        (see `transformers_msjoe.selection.available_selectors()`). Checked when the model is built (the config
+        itself stays torch-free, and strategies registered with `register_selector` count).
     sampler_selection_mode (`str`, *optional*, defaults to `"topk"`):
         How the learned sampler picks frames at inference: `"topk"` (deterministic, then sorted by time; the
         paper does not say, TSPO does this) or `"sample"` (K draws without replacement, as in training).
@@ -269,12 +278,14 @@ class MSJoEConfig(PreTrainedConfig):
         }
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+                default = type(self).__dataclass_fields__[name].default
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}; the default is {default}.")
         if not self.candidate_fps > 0:
             raise ValueError(f"`candidate_fps` must be > 0, got {self.candidate_fps}; the paper uses 1.0.")
         if self.num_preview_frames is not None and self.num_preview_frames < 0:
             raise ValueError(
-                f"`num_preview_frames` must be >= 0 or None (= num_key_frames // 2), got {self.num_preview_frames}."
+                f"`num_preview_frames` must be >= 0 or None (= num_key_frames // 2), got {self.num_preview_frames}; "
+                "pass None for the paper's setting, or 0 for a query turn without preview."
             )
         if self.num_key_frames > self.max_candidate_frames:
             raise ValueError(
@@ -295,7 +306,8 @@ class MSJoEConfig(PreTrainedConfig):
             )
         if self.sampler_selection_mode not in SELECTION_MODES:
             raise ValueError(
-                f"`sampler_selection_mode` must be one of {SELECTION_MODES}, got {self.sampler_selection_mode!r}."
+                f"`sampler_selection_mode` must be one of {SELECTION_MODES}, got {self.sampler_selection_mode!r}: use "
+                "'topk' (deterministic, the default) or 'sample' (K draws, as in training)."
             )
         self._validate_mllm_has_vision()
         if not self.clip_model_name:

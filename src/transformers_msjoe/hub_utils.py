@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from huggingface_hub import get_token, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import EntryNotFoundError, RemoteEntryNotFoundError
 
-__all__ = ["MissingHubTokenError", "find_optional_file", "require_hub_token", "resolved_commit_hash"]
+__all__ = [
+    "HUB_KWARGS",
+    "MissingHubTokenError",
+    "find_optional_file",
+    "hub_kwargs",
+    "require_hub_token",
+    "resolved_commit_hash",
+    "upload_folder_to_repo",
+]
+
+# The `from_pretrained` arguments that say where files come from; every loader forwards exactly these.
+HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only")
 
 
 class MissingHubTokenError(ValueError):
     """Raised before any upload when no token is available."""
+
+
+def hub_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The `HUB_KWARGS` present in `kwargs` (e.g. `mllm_kwargs`), for the config / processor / file look-ups that
+    must read the same revision and cache as the weights."""
+    return {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
 
 
 def find_optional_file(
@@ -73,3 +92,28 @@ def require_hub_token(token: str | None, *, action: str) -> str:
             "environment variable, or pass --token (a token with write access to the target namespace)."
         )
     return resolved
+
+
+def upload_folder_to_repo(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | bool | None = None,
+    commit_message: str | None = None,
+    **commit: Any,
+) -> Any:
+    """Create the model repo if needed and upload `folder` as one commit (what `push_to_hub` ends with).
+
+    `commit` takes `upload_folder`'s other commit options (`commit_description`, `revision`, `create_pr`).
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    return api.upload_folder(
+        repo_id=repo_id,
+        folder_path=os.fspath(folder),
+        commit_message=commit_message or "Upload MSJoE model",
+        **commit,
+    )

@@ -9,6 +9,7 @@ from typing import Any
 from transformers import AutoConfig
 
 from .configuration_msjoe import MSJoEConfig, parse_clip_identity
+from .hub_utils import hub_kwargs
 from .modeling_msjoe import MSJoEForVideoQA
 
 __all__ = ["load_msjoe_model"]
@@ -32,8 +33,7 @@ def load_msjoe_model(
         **config_overrides: `MSJoEConfig` fields (`num_key_frames=64`, `selection="uniform"`, ...).
     """
     load_kwargs = dict(mllm_kwargs or {})
-    hub_kwargs = {k: load_kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in load_kwargs}
-    if AutoConfig.from_pretrained(name_or_path, **hub_kwargs).model_type != MSJoEConfig.model_type:
+    if AutoConfig.from_pretrained(name_or_path, **hub_kwargs(load_kwargs)).model_type != MSJoEConfig.model_type:
         return MSJoEForVideoQA.from_mllm(name_or_path, clip=clip or "ViT-L-14/openai", sampler=sampler, mllm_kwargs=load_kwargs, **config_overrides)  # fmt: skip
     if sampler is not None:
         raise ValueError(

@@ -16,7 +16,8 @@ GroupNorm statistics, zeroed padded features, `-inf` logits. So a sample's logit
 was batched with.
 
 Selection (top-K in time order, Gumbel top-K sampling without replacement) and the REINFORCE log-probability
-are plain functions below, shared by every front end.
+are plain functions below, shared by every front end; `MSJoEFrameSampler.select` / `.log_prob` apply them to
+the sampler's own logits.
 """
 
 from __future__ import annotations
@@ -148,6 +149,22 @@ class MSJoEFrameSampler(MSJoEFramePreTrainedModel):
             frame_mask = None if frame_mask is None else frame_mask[None]
             query_mask = None if query_mask is None else query_mask[None]
         batch, num_queries, length = similarity.shape
+        frame_mask = (
+            torch.ones(batch, length, dtype=torch.bool, device=similarity.device)
+            if frame_mask is None
+            else frame_mask.bool()
+        )
+        x, mask = self._network_input(similarity, frame_mask, query_mask)  # (B, max_q + 1, T'), (B, T')
+        logits = self._unet(x, mask)[:, :length]  # (B, T)
+        logits = logits.masked_fill(~frame_mask, float("-inf"))
+        return logits[0] if unbatched else logits
+
+    def _network_input(
+        self, similarity: torch.Tensor, frame_mask: torch.Tensor, query_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised, zero-padded query channels plus the frame-validity channel `(B, max_q + 1, T')`, and the
+        frame mask `(B, T')`, with T' rounded up to a multiple of `time_multiple`."""
+        batch, num_queries, length = similarity.shape
         max_q = self.config.max_num_queries
         if num_queries > max_q:
             raise ValueError(
@@ -158,23 +175,19 @@ class MSJoEFrameSampler(MSJoEFramePreTrainedModel):
             raise ValueError(
                 f"The similarity matrix is empty: shape {tuple(similarity.shape)}; need >= 1 query and frame."
             )
-        device = similarity.device
-        frame_mask = (
-            torch.ones(batch, length, dtype=torch.bool, device=device) if frame_mask is None else frame_mask.bool()
-        )
-        query_mask = (
-            torch.ones(batch, num_queries, dtype=torch.bool, device=device) if query_mask is None else query_mask.bool()
-        )
-
+        if query_mask is None:
+            query_mask = torch.ones(batch, num_queries, dtype=torch.bool, device=similarity.device)
+        query_mask = query_mask.bool()
         x = self.normalize_similarity(similarity.to(self.dtype), frame_mask)
         x = x * (query_mask[:, :, None] & frame_mask[:, None, :]).to(x.dtype)  # zero padded rows/frames
         x = F.pad(x, (0, 0, 0, max_q - num_queries))  # (B, max_q, T)
         x = torch.cat([x, frame_mask[:, None, :].to(x.dtype)], dim=1)  # (B, max_q + 1, T)
-
         padded_length = -(-length // self.config.time_multiple) * self.config.time_multiple
         x = F.pad(x, (0, padded_length - length))  # (B, max_q + 1, T')
-        mask = F.pad(frame_mask, (0, padded_length - length))  # (B, T')
+        return x, F.pad(frame_mask, (0, padded_length - length))  # (B, T')
 
+    def _unet(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Encoder / decoder with skip connections: `(B, max_q + 1, T')` -> unmasked logits `(B, T')`."""
         skips, masks = [], []
         for level, encoder in enumerate(self.encoders):
             if level > 0:
@@ -186,9 +199,49 @@ class MSJoEFrameSampler(MSJoEFramePreTrainedModel):
         for decoder, skip, skip_mask in zip(self.decoders, reversed(skips[:-1]), reversed(masks[:-1])):
             x = F.interpolate(x, scale_factor=2, mode="nearest")  # (B, C, 2 * T_level)
             x = decoder(torch.cat([x, skip], dim=1), skip_mask)
-        logits = self.head(x)[:, 0, :length]  # (B, T)
-        logits = logits.masked_fill(~frame_mask, float("-inf"))
-        return logits[0] if unbatched else logits
+        return self.head(x)[:, 0]  # (B, T')
+
+    def select(
+        self,
+        similarity: torch.Tensor,
+        num_key_frames: int,
+        *,
+        mode: Literal["topk", "sample"] = "topk",
+        generator: torch.Generator | None = None,
+    ) -> SampledFrames:
+        """K frames of one video from its similarity `(Q, T)` (paper §3.3): top-K in time order (inference) or K
+        draws without replacement (training, Gumbel top-K; see `topk_frames` / `sample_frames`).
+
+        `draw_order` is the drawing order, or for top-K the frames by decreasing logit (the greedy draw).
+        """
+        logits = self(_one_video(similarity)).detach()  # (T,)
+        if mode == "sample":
+            return sample_frames(logits, num_key_frames, generator=generator)
+        if mode != "topk":
+            raise ValueError(f"`mode` must be 'topk' or 'sample', got {mode!r}.")
+        indices = topk_frames(logits, num_key_frames)  # (K,) ascending
+        return SampledFrames(indices=indices, draw_order=indices[logits[indices].argsort(descending=True)])
+
+    def log_prob(
+        self,
+        similarity: torch.Tensor,
+        indices: torch.Tensor,
+        *,
+        form: Literal["paper", "plackett_luce"] = "paper",
+    ) -> torch.Tensor:
+        """Differentiable log-probability that this sampler selects `indices` `(K,)` for one video's similarity
+        `(Q, T)` (paper §3.5, see `frame_log_prob`); for `"plackett_luce"` pass `indices` in draw order."""
+        return frame_log_prob(self(_one_video(similarity)), indices, form=form)
+
+
+def _one_video(similarity: torch.Tensor) -> torch.Tensor:
+    """Check that `select` / `log_prob` got one video's `(Q, T)` (a batch has no single set of indices)."""
+    if similarity.dim() != 2:
+        raise ValueError(
+            f"Expected one video's similarity `(Q, T)`, got shape {tuple(similarity.shape)}; call the sampler per "
+            "video, or `forward` for a batch of logits."
+        )
+    return similarity
 
 
 @dataclass

@@ -9,16 +9,27 @@ low-res preview and the high-res key frames get the token counts the config asks
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-from transformers import AutoProcessor, BatchFeature, ProcessorMixin
+from transformers import (
+    AutoProcessor,
+    BatchFeature,
+    LlavaOnevisionVideoProcessor,
+    ProcessorMixin,
+    Qwen2VLImageProcessor,
+    Qwen2VLVideoProcessor,
+    Qwen3VLVideoProcessor,
+    SmolVLMImageProcessor,
+    SmolVLMVideoProcessor,
+)
 from transformers.utils import PushToHubMixin, logging
 from transformers.video_utils import VideoMetadata
 
-from .hub_utils import find_optional_file
+from .hub_utils import find_optional_file, hub_kwargs
 from .prompts import (
     ANSWER_TEMPLATE,
     ANSWER_TEMPLATE_OPEN,
@@ -30,26 +41,67 @@ from .video_io import VideoInfo
 
 logger = logging.get_logger(__name__)
 
-__all__ = ["MSJoEProcessor", "PROCESSOR_CONFIG_NAME"]
+__all__ = ["MSJoEProcessor", "PROCESSOR_CONFIG_NAME", "frame_indices"]
 
 PROCESSOR_CONFIG_NAME = "msjoe_processor_config.json"
 
-# How a sub-processor's `size` reads a pixel budget. Processors not listed resize to a fixed size of their
-# own (LLaVA-OneVision 384 px, SmolVLM's longest edge): for them the budget only bounds the decoded frames.
-_PER_FRAME_PIXEL_BUDGET = ("Qwen2VLVideoProcessor", "Qwen2VLImageProcessor")
-_PER_VIDEO_PIXEL_BUDGET = ("Qwen3VLVideoProcessor",)
+# Resizers that read `size` as a pixel budget per frame, or per clip (Qwen3-VL video: the budget of all frames).
+_PER_FRAME_PIXEL_BUDGET = (Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
+_PER_CLIP_PIXEL_BUDGET = (Qwen3VLVideoProcessor,)
+# Video processors that resize every frame to one fixed size (a fixed-size vision tower): a frame costs the same
+# tokens whatever the budget, so the budgets only bound the decoded frames.
+_FIXED_SIZE_VIDEO = (LlavaOnevisionVideoProcessor, SmolVLMVideoProcessor)
+# Seconds of slack when mapping a timestamp to the frame shown then (float round-off at frame boundaries).
+_FRAME_BOUNDARY_TOLERANCE = 1e-6
 
 
-def _pixel_budget_kwargs(sub_processor: Any, max_pixels: int, num_frames: int) -> dict[str, Any]:
-    """`size` override so that a pixel-budget resizer neither upscales past nor exceeds `max_pixels` per frame."""
-    name = type(sub_processor).__name__
-    default_min = getattr(getattr(sub_processor, "size", None), "shortest_edge", None) or 0
-    if name.startswith(_PER_FRAME_PIXEL_BUDGET):
-        return {"size": {"shortest_edge": min(default_min, max_pixels), "longest_edge": max_pixels}}
-    if name.startswith(_PER_VIDEO_PIXEL_BUDGET):
-        total = max_pixels * max(num_frames, 1)
-        return {"size": {"shortest_edge": min(default_min, total), "longest_edge": total}}
+def _pixel_budget_kwargs(sub_processor: Any, max_pixels: int, frames: Sequence[torch.Tensor]) -> dict[str, Any]:
+    """Per-call `size` override so that the family's resizer spends about `max_pixels` per frame (rows of frames
+    `(N_i, 3, H, W)` decoded within that budget).
+
+    The override only ever lowers the processor's own setting (it neither upscales past the decoded frames nor
+    goes past the checkpoint's maximum), so the low-res preview really costs fewer visual tokens than key frames.
+    """
+    if isinstance(sub_processor, _PER_FRAME_PIXEL_BUDGET + _PER_CLIP_PIXEL_BUDGET):
+        num_frames = max(len(f) for f in frames) if isinstance(sub_processor, _PER_CLIP_PIXEL_BUDGET) else 1
+        budget = max_pixels * max(num_frames, 1)
+        return {"size": {"shortest_edge": min(sub_processor.size.shortest_edge or 0, budget), "longest_edge": budget}}
+    if isinstance(sub_processor, SmolVLMImageProcessor):
+        # it resizes the longest edge to `size` and tiles by `max_image_size`: tiles follow the decoded frame size
+        longest = min(max(max(f.shape[-2:]) for f in frames), sub_processor.size.longest_edge)
+        return {"size": {"longest_edge": int(longest)}}
+    if isinstance(sub_processor, _FIXED_SIZE_VIDEO):
+        logger.warning_once(
+            f"{type(sub_processor).__name__} resizes every frame to one fixed size, so `preview_max_pixels` and "
+            "`key_frame_max_pixels` only bound the decoded frames: a preview frame costs as many visual tokens as a "
+            "key frame. Lower `num_preview_frames` to shorten the query turn."
+        )
     return {}
+
+
+def _video_kwargs(video_processor: Any, max_pixels: int, frames: Sequence[torch.Tensor]) -> dict[str, Any]:
+    """`videos_kwargs` for one turn: the pixel budget, and no re-sampling of the frames MSJoE already chose."""
+    kwargs = {"do_sample_frames": False, **_pixel_budget_kwargs(video_processor, max_pixels, frames)}
+    if "cap_pixels_per_frame" in video_processor.valid_kwargs.__annotations__:
+        # Qwen's optional per-frame cap would override the config's budget (Qwen2-VL shares ~600 tokens over the
+        # clip); it is declared only while transformers keeps the option (deprecated in 5.22), so it goes with it.
+        kwargs["cap_pixels_per_frame"] = False
+    return kwargs
+
+
+def frame_indices(
+    timestamps: torch.Tensor | Sequence[float], fps: float, num_frames: int, begin_seconds: float = 0.0
+) -> list[int]:
+    """Index of the frame shown at each timestamp (seconds on the stream's clock, like `VideoReader.frames_at`).
+
+    Frame `i` is shown over `[begin + i / fps, begin + (i + 1) / fps)`, so the index is `floor((t - begin) * fps)`
+    (not `round(t * fps)`, which picks the next frame in the second half of each interval and ignores a
+    stream that does not start at 0); clamped to the video's frames.
+    """
+    return [
+        min(max(math.floor((float(t) - begin_seconds) * fps + _FRAME_BOUNDARY_TOLERANCE), 0), num_frames - 1)
+        for t in timestamps
+    ]
 
 
 class MSJoEProcessor(PushToHubMixin):
@@ -76,22 +128,40 @@ class MSJoEProcessor(PushToHubMixin):
         self.query_template = query_template
         self.answer_template = answer_template
         self.open_answer_template = open_answer_template
-        has_video = getattr(mllm_processor, "video_processor", None) is not None
-        has_image = getattr(mllm_processor, "image_processor", None) is not None
+        attributes = mllm_processor.get_attributes() if isinstance(mllm_processor, ProcessorMixin) else []
+        has_video = "video_processor" in attributes and mllm_processor.video_processor is not None
+        has_image = "image_processor" in attributes and mllm_processor.image_processor is not None
         if not (has_video or has_image):
             raise ValueError(
                 f"{type(mllm_processor).__name__} has neither a video nor an image processor: MSJoE needs an MLLM "
                 "that takes visual input (an image-text-to-text model)."
             )
-        if frames_as_video and not has_video:
-            raise ValueError(f"frames_as_video=True but {type(mllm_processor).__name__} has no video processor.")
-        self.frames_as_video = has_video if frames_as_video is None else frames_as_video
+        self.has_video_processor = has_video
+        self.frames_as_video = frames_as_video
         if self.tokenizer.pad_token is None:  # batched prompts need one; EOS is the usual stand-in
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
     @property
     def tokenizer(self):
         return self.mllm_processor.tokenizer
+
+    @property
+    def frames_as_video(self) -> bool:
+        """Frames go to the MLLM as one video (`True`) or as a list of images (`False`).
+
+        Inside `MSJoEForVideoQA` this follows `config.frames_as_video`, the one setting users change.
+        """
+        return self._frames_as_video
+
+    @frames_as_video.setter
+    def frames_as_video(self, value: bool | None) -> None:
+        """`None` picks video when the MLLM's processor has a video processor."""
+        if value and not self.has_video_processor:
+            raise ValueError(
+                f"frames_as_video=True but {type(self.mllm_processor).__name__} has no video processor: set "
+                "frames_as_video=False (frames as a list of images) or None (automatic)."
+            )
+        self._frames_as_video = self.has_video_processor if value is None else bool(value)
 
     # ------------------------------------------------------------------ prompts
     def query_prompt(self, question: str, options: Sequence[LetteredOption], num_frames: int, num_queries: int) -> str:
@@ -122,15 +192,19 @@ class MSJoEProcessor(PushToHubMixin):
         timestamps: Sequence[torch.Tensor],
         videos: Sequence[VideoInfo],
         max_pixels: int,
+        *,
+        begin_seconds: Sequence[float] | None = None,
     ) -> BatchFeature:
         """Tokenised chat prompts with their frames, left-padded, ready for `mllm.generate` or a forward.
 
         Args:
             prompts: user texts, one per row.
             frames: uint8 `(N_i, 3, H, W)` per row (rows of one batch should share N for LLaVA-style models).
-            timestamps: `(N_i,)` seconds of those frames in the source video.
+            timestamps: `(N_i,)` seconds of those frames on the video stream's clock (as `VideoReader` takes them).
             videos: the source video of each row (fps and length, for `VideoMetadata`).
             max_pixels: per-frame pixel budget (preview or key frames).
+            begin_seconds: each row's stream start (`VideoReader.begin_seconds`; default 0), so that frame indices
+                and the times the MLLM reads count from the first frame.
         """
         texts = [
             self.mllm_processor.apply_chat_template(
@@ -142,30 +216,32 @@ class MSJoEProcessor(PushToHubMixin):
         if num_frames == 0:
             return self.mllm_processor(text=texts, padding=True, padding_side="left", return_tensors="pt")
         if self.frames_as_video:
-            metadata = [self._metadata(info, ts, f) for info, ts, f in zip(videos, timestamps, frames)]
-            budget = _pixel_budget_kwargs(self.mllm_processor.video_processor, max_pixels, num_frames)
+            begins = [0.0] * len(frames) if begin_seconds is None else begin_seconds
+            metadata = [self._metadata(*row) for row in zip(videos, timestamps, frames, begins)]
             return self.mllm_processor(
                 text=texts,
                 videos=list(frames),
                 video_metadata=metadata,
-                videos_kwargs=budget,
+                videos_kwargs=_video_kwargs(self.mllm_processor.video_processor, max_pixels, frames),
                 padding=True,
                 padding_side="left",  # batched generation continues every row from its last prompt token
                 return_tensors="pt",
             )
-        budget = _pixel_budget_kwargs(self.mllm_processor.image_processor, max_pixels, 1)
         return self.mllm_processor(
             text=texts,
             images=[list(f) for f in frames],
-            images_kwargs=budget,
+            images_kwargs=_pixel_budget_kwargs(self.mllm_processor.image_processor, max_pixels, frames),
             padding=True,
             padding_side="left",
             return_tensors="pt",
         )
 
     @staticmethod
-    def _metadata(info: VideoInfo, timestamps: torch.Tensor, frames: torch.Tensor) -> VideoMetadata:
-        indices = [int(round(float(t) * info.average_fps)) for t in timestamps]
+    def _metadata(
+        info: VideoInfo, timestamps: torch.Tensor, frames: torch.Tensor, begin_seconds: float = 0.0
+    ) -> VideoMetadata:
+        """The frames' source positions: families print their times or derive the sampling rate from them."""
+        indices = frame_indices(timestamps, info.average_fps, info.num_frames, begin_seconds)
         return VideoMetadata(
             total_num_frames=info.num_frames,
             fps=info.average_fps,
@@ -199,9 +275,8 @@ class MSJoEProcessor(PushToHubMixin):
         """Load from an MSJoE checkpoint, or from a plain MLLM repo (default templates). `frames_as_video` (if
         given) overrides the saved choice."""
         frames_as_video = kwargs.pop("frames_as_video", None)
-        hub_kwargs = {k: kwargs.pop(k) for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
-        mllm_processor = AutoProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **kwargs)
-        config_file = find_optional_file(pretrained_model_name_or_path, PROCESSOR_CONFIG_NAME, **hub_kwargs)
+        mllm_processor = AutoProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        config_file = find_optional_file(pretrained_model_name_or_path, PROCESSOR_CONFIG_NAME, **hub_kwargs(kwargs))
         settings: dict[str, Any] = {}
         if config_file is not None:
             with open(config_file) as handle:

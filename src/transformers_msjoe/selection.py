@@ -60,6 +60,7 @@ __all__ = [
     "UniformSelector",
     "available_selectors",
     "build_selector",
+    "check_selection_name",
     "clamp_budget",
     "combine_queries",
     "parse_selection_options",
@@ -120,6 +121,16 @@ def available_selectors() -> list[str]:
     return sorted(_SELECTORS)
 
 
+def check_selection_name(name: str, *, field: str = "selection") -> None:
+    """Raise a clear error for a strategy name nobody registered (`MSJoEForVideoQA` checks its config with this,
+    so a typo fails when the model is built, not at the first `answer()`)."""
+    if name not in _SELECTORS:
+        raise ValueError(
+            f"Unknown frame selection {name!r} (`{field}`); choose one of {available_selectors()}, or register your "
+            "own strategy with `register_selector` before building the model."
+        )
+
+
 def _option_names(cls: type[FrameSelector]) -> list[str]:
     """The keyword options a strategy takes (its dataclass fields, minus the model's own sampler)."""
     if not dataclasses.is_dataclass(cls):
@@ -133,8 +144,7 @@ def build_selector(name: str, *, sampler: MSJoEFrameSampler | None = None, **opt
     The learned `"msjoe"` strategy needs the model's `sampler`; the others ignore it, so callers can pass it
     whatever the name. Unknown options are an error that lists the accepted ones.
     """
-    if name not in _SELECTORS:
-        raise ValueError(f"Unknown frame selection {name!r}; choose one of {available_selectors()}.")
+    check_selection_name(name)
     cls = _SELECTORS[name]
     accepted = _option_names(cls)
     unknown = sorted(set(options) - set(accepted))

@@ -2,7 +2,8 @@
 
 They back `msjoe demo`, the test-suite and the benchmarks, so that the real loading code (folders laid out
 exactly like Hub repos, `from_pretrained`, open_clip `local-dir:`) runs without network or real weights.
-Their outputs are meaningless: weights are random.
+Their outputs are meaningless: weights are random. The processors keep upstream's defaults (frame re-sampling,
+tiling, ...) wherever the tiny sizes allow, so that tests go through the path real checkpoints take.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def _qwen2_5_vl() -> tuple[PreTrainedModel, ProcessorMixin]:
     budget = {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * 16}
     processor = Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(size=budget),
-        video_processor=Qwen2VLVideoProcessor(size=budget, do_sample_frames=False, cap_pixels_per_frame=True),
+        video_processor=Qwen2VLVideoProcessor(size=budget),
         tokenizer=tok,
         chat_template=_chat_template(**_QWEN_TOKENS),
     )
@@ -135,10 +136,7 @@ def _qwen3_vl() -> tuple[PreTrainedModel, ProcessorMixin]:
             patch_size=16, size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 16}
         ),
         video_processor=Qwen3VLVideoProcessor(
-            patch_size=16,
-            size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 64},
-            do_sample_frames=False,
-            cap_pixels_per_frame=True,
+            patch_size=16, size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 64}
         ),
         tokenizer=tok,
         chat_template=_chat_template(**_QWEN_TOKENS),
@@ -175,7 +173,7 @@ def _llava_onevision() -> tuple[PreTrainedModel, ProcessorMixin]:
     template = _chat_template(**_LLAVA_TOKENS)
     processor = LlavaOnevisionProcessor(
         image_processor=LlavaOnevisionImageProcessor(size=size, crop_size=size, image_grid_pinpoints=[[64, 64]]),
-        video_processor=LlavaOnevisionVideoProcessor(size=size, do_sample_frames=False),
+        video_processor=LlavaOnevisionVideoProcessor(size=size),
         tokenizer=tok,
         num_image_tokens=16,
         vision_feature_select_strategy="full",
@@ -212,10 +210,11 @@ def _smolvlm() -> tuple[PreTrainedModel, ProcessorMixin]:
     from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
 
     tok = build_tiny_tokenizer(tuple(_SMOLVLM_SPECIAL))
-    edge = {"longest_edge": 64}
+    # upstream's layout scaled to the 64-px tower: frames resized to 4 tiles on the longest edge, then tiled
+    size, tile = {"longest_edge": 4 * 64}, {"longest_edge": 64}
     processor = SmolVLMProcessor(
-        image_processor=SmolVLMImageProcessor(do_image_splitting=False, size=edge, max_image_size=edge),
-        video_processor=SmolVLMVideoProcessor(size=edge, max_image_size=edge, do_sample_frames=False),
+        image_processor=SmolVLMImageProcessor(size=size, max_image_size=tile),
+        video_processor=SmolVLMVideoProcessor(size=size, max_image_size=tile),
         tokenizer=tok,
         image_seq_len=4,
         chat_template=DEFAULT_CHAT_TEMPLATE,
@@ -285,9 +284,9 @@ def save_tiny_clip(save_directory: str | os.PathLike, seed: int = 0) -> str:
         json.dump({"model_cfg": TINY_CLIP_CONFIG, "preprocess_cfg": preprocess}, handle, indent=2)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = open_clip.create_model(
-            f"local-dir:{os.path.abspath(save_directory)}", pretrained=None, load_weights=False
-        )
+        # the architecture class itself, as `create_model` builds it: no "no weights found / initialized randomly"
+        # warnings for a model whose whole point is random weights (loading it later goes through create_model)
+        model = open_clip.CLIP(**TINY_CLIP_CONFIG)
     save_file(
         {k: v.contiguous() for k, v in model.state_dict().items()},
         os.path.join(save_directory, "open_clip_model.safetensors"),

@@ -10,6 +10,17 @@ from .output import emit, emit_json
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 
 
+def positive_int(text: str) -> int:
+    """argparse type for a frame budget: K = 0 would silently mean "the default" further down."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (a number of key frames), got {text!r}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `answer`, `select` and `demo`."""
     from ..selection import available_selectors
@@ -37,7 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--clip", default=None, help='CLIP identity, e.g. "ViT-L-14/openai" or a local open_clip folder.'
         )
         sub.add_argument("--sampler", default=None, help="Trained sampler folder (only when --model is a plain MLLM).")
-        sub.add_argument("--frames", type=int, default=None, metavar="K", help="Number of key frames K.")
+        sub.add_argument(
+            "--frames",
+            type=positive_int,
+            default=None,
+            metavar="K",
+            help="Number of key frames K (default: the model's).",
+        )
         sub.add_argument(
             "--selection", default=None, help=f"Frame selection strategy, one of {strategies} (default: the model's)."
         )
@@ -53,6 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--plot", default=None, metavar="PNG", help="Write the selection figure here.")
         sub.add_argument("--json", action="store_true", help="Print the full result as JSON.")
         sub.set_defaults(func=func)
+    _register_demo(subparsers, strategies)
+
+
+def _register_demo(subparsers: argparse._SubParsersAction, strategies: str) -> None:
+    """Add `demo`: the whole pipeline offline, on tiny random models."""
     demo = subparsers.add_parser(
         "demo",
         help="Run the whole pipeline offline on a generated video with tiny random models.",
@@ -64,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--family", default="qwen2_5_vl", help="Tiny MLLM family: qwen2_5_vl, qwen3_vl, llava_onevision, smolvlm."
     )
     demo.add_argument("--duration", type=float, default=600.0, help="Length of the generated video in seconds.")
-    demo.add_argument("--frames", type=int, default=16, metavar="K", help="Number of key frames K.")
+    demo.add_argument("--frames", type=positive_int, default=16, metavar="K", help="Number of key frames K.")
     demo.add_argument("--selection", default="msjoe", help=f"Frame selection strategy, one of {strategies}.")
     demo.set_defaults(func=_demo)
 
@@ -79,7 +101,7 @@ def _load(args: argparse.Namespace):
         mllm_kwargs["dtype"] = getattr(torch, args.dtype)
     if args.device:
         mllm_kwargs["device_map"] = args.device  # load straight onto the device, never a full copy on the CPU first
-    overrides = {"num_key_frames": args.frames} if args.frames else {}
+    overrides = {} if args.frames is None else {"num_key_frames": args.frames}
     return load_msjoe_model(args.model, clip=args.clip, sampler=args.sampler, mllm_kwargs=mllm_kwargs, **overrides)
 
 
@@ -91,13 +113,18 @@ def _report(output, args: argparse.Namespace) -> None:
     if args.json:
         emit_json(output.to_dict())
         return
-    emit(f"queries: {output.queries}" + ("  (fallback: question)" if output.queries_fallback else ""))
+    _emit_output(output, plot=args.plot)
+
+
+def _emit_output(output, *, plot: str | None, fallback_note: str = "fallback: question") -> None:
+    """The human-readable lines of one result, shared by `answer`, `select` and `demo`."""
+    emit(f"queries: {output.queries}" + (f"  ({fallback_note})" if output.queries_fallback else ""))
     emit("key frames (s): " + ", ".join(f"{t:.1f}" for t in output.key_frame_timestamps.tolist()))
     if output.answer is not None:
         emit(f"answer: {output.answer}" + (f"  [option {output.option}]" if output.option else ""))
     emit("seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in output.timings.items()))
-    if args.plot:
-        emit(f"plot: {args.plot}")
+    if plot:
+        emit(f"plot: {plot}")
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:
@@ -134,13 +161,6 @@ def _demo(args: argparse.Namespace) -> int:
     )
     out = result.output
     emit(f"video: {result.video_path} ({out.candidate_timestamps.numel()} candidates at 1 fps)")
-    emit(
-        f"queries: {out.queries}"
-        + ("  (fallback: question, the random MLLM wrote no <query> tags)" if out.queries_fallback else "")
-    )
-    emit("key frames (s): " + ", ".join(f"{t:.1f}" for t in out.key_frame_timestamps.tolist()))
-    emit(f"answer turn: {out.answer_turn_text!r} -> option {out.option}")
-    emit("seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in out.timings.items()))
-    emit(f"plot: {result.plot_path}")
+    _emit_output(out, plot=result.plot_path, fallback_note="fallback: question, the random MLLM wrote no <query> tags")
     emit(f"report: {result.report_path}")
     return 0

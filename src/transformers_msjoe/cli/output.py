@@ -10,8 +10,9 @@ __all__ = ["emit", "emit_json"]
 
 
 def emit(line: str = "") -> None:
-    """One line of human-readable output on stdout (logs and progress bars go to stderr)."""
-    sys.stdout.write(line + "\n")
+    """One line of human-readable output on stdout (logs and progress bars go to stderr). Non-printable characters
+    (model output can hold any token, escape sequences included) show as U+FFFD instead of driving the terminal."""
+    sys.stdout.write("".join(c if c.isprintable() else "\ufffd" for c in line) + "\n")
     sys.stdout.flush()
 
 
