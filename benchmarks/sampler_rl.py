@@ -16,8 +16,10 @@ betas/eps, weight decay, linear learning-rate decay, `max_grad_norm` clipping), 
   - loss, as `MSJoEGRPOTrainer._sampler_loss`: the sampler's fp32 forward on `pad_similarities(...)` of the rows,
     `grpo_rollout.draw_log_probs` (the differentiable log p of each row's drawn frames, through
     `modeling_sampler.frame_log_prob`), the advantage `rewards.difficulty_aware_advantage(correct, c)`, and
-    `-(A * log p).mean() * sampler_loss_weight`. (The trainer calls the sampler through the wrapped model's
-    forward, `model(sampler_similarity=...)`, which runs the same `sampler(...)` in fp32; there is no MLLM here.)
+    `-(A * log p).mean() * sampler_loss_weight`: the gradient of the trainer's clipped-ratio term on-policy (one
+    update per rollout, the default schedule, where the ratio is 1). (The trainer calls the sampler through the
+    wrapped model's forward, `model(sampler_similarity=...)`, which runs the same `sampler(...)` in fp32; there is
+    no MLLM here.)
 The frozen "MLLM" answers correctly with probability equal to the fraction of key frames it was shown; a
 video's pass rate c is that probability under uniform frames (the base MLLM's accuracy on that question).
 

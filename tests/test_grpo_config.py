@@ -18,9 +18,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = dict(output_dir="unused-out", use_cpu=True, report_to="none")
 
 
+# Fields MSJoEGRPOConfig redeclares with TRL's own help text (version shim, see _compat.grpo_checkpointing_field).
+TRL_HELP_REUSED = {"gradient_checkpointing", "activation_checkpointing"}
+
+
 def _msjoe_fields():
-    inherited = {f.name for f in dataclasses.fields(GRPOConfig)}
-    return [f for f in dataclasses.fields(MSJoEGRPOConfig) if f.name not in inherited]
+    """The fields MSJoEGRPOConfig declares itself (new ones, and TRL's whose default it changes), documented by it."""
+    own = set(MSJoEGRPOConfig.__annotations__) - TRL_HELP_REUSED
+    return [f for f in dataclasses.fields(MSJoEGRPOConfig) if f.name in own]
 
 
 def test_docstring_and_fields_agree():
@@ -44,6 +49,26 @@ def test_defaults_follow_the_paper():
     assert args.info_threshold == 10.0 and args.difficulty_advantage_cap == 10.0
     assert args.training_stage == "joint" and args.beta == 0.0
     assert args.model_config_overrides() == {}
+    # §2.3's per-sequence GRPO objective, not TRL's default token-level "dapo"
+    assert args.loss_type == "grpo" and GRPOConfig.__dataclass_fields__["loss_type"].default == "dapo"
+    assert "paper's objective" in args.__dataclass_fields__["loss_type"].metadata["help"]
+
+
+def test_best_model_metric_defaults_to_the_accuracy():
+    """transformers would default to `loss`, which MSJoE's evaluation never reports (the first evaluation would
+    crash); the accuracy is the default, higher is better, and an explicit loss metric is refused with the fix."""
+    best = dict(load_best_model_at_end=True, eval_strategy="steps", save_strategy="steps")
+    args = MSJoEGRPOConfig(**BASE, **best)
+    assert (args.metric_for_best_model, args.greater_is_better) == ("eval_msjoe/accuracy", True)
+    assert (
+        MSJoEGRPOConfig(**BASE, lr_scheduler_type="reduce_lr_on_plateau", eval_strategy="steps").metric_for_best_model
+        == "eval_msjoe/accuracy"
+    )
+    assert MSJoEGRPOConfig(**BASE).metric_for_best_model is None  # not needed: not set
+    chosen = MSJoEGRPOConfig(**BASE, **best, metric_for_best_model="eval_uniform/accuracy", greater_is_better=False)
+    assert (chosen.metric_for_best_model, chosen.greater_is_better) == ("eval_uniform/accuracy", False)
+    with pytest.raises(ValueError, match=r"`metric_for_best_model`='loss'.*use 'eval_msjoe/accuracy'"):
+        MSJoEGRPOConfig(**BASE, **best, metric_for_best_model="loss")
 
 
 def test_overrides_only_what_is_set():
@@ -104,7 +129,8 @@ def _trl_loss_types() -> set[str]:
 
 def test_loss_types_track_trl():
     """LOSS_AGGREGATION (how the trainer combines its per-turn TRL loss calls) knows exactly TRL's loss types; when
-    TRL adds or removes one, this fails: classify the new type by how TRL's `_compute_loss` normalises it."""
+    TRL adds or removes one, this fails: classify the new type by how TRL's `_compute_loss` normalises it. What each
+    class means is pinned by running TRL's loss: test_grpo_trainer.py::test_loss_aggregation_table_matches_trls_loss_types."""
     assert set(LOSS_AGGREGATION) == _trl_loss_types()
     documented = re.search(
         r"Supported values are ([^.]*)\.", GRPOConfig.__dataclass_fields__["loss_type"].metadata["help"]
@@ -133,6 +159,7 @@ def test_unknown_loss_type_is_refused():
         dict(pad_to_multiple_of=8),
         dict(max_tool_calling_iterations=2),
         dict(trust_remote_code=True),
+        dict(use_adaptive_entropy=True),
     ],
     ids=lambda kwargs: next(iter(kwargs)),
 )

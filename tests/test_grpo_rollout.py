@@ -8,6 +8,7 @@ from transformers import GenerationConfig
 from transformers_msjoe import MSJoEForVideoQA
 from transformers_msjoe.grpo_rollout import MSJoERollout, build_turn_batch, placeholder_turn
 from transformers_msjoe.loading import load_msjoe_model
+from transformers_msjoe.video_io import VideoDecodeError, VideoReader
 
 
 @pytest.fixture
@@ -103,3 +104,23 @@ def test_placeholder_turns_batch_as_frameless_rows_with_nothing_to_score(rollout
     )
     assert batch["prompt_ids"].shape[0] == 2 and batch["completion_mask"].sum() == 0
     assert not any(key.startswith("pixel_values") for key in batch["visual_inputs"])
+
+
+def test_a_key_frame_decode_failure_skips_only_that_videos_rollouts(rollout, grpo_qa_rows, monkeypatch):
+    """The video opened and its preview decoded, but decoding the drawn key frames failed mid-rollout: its rollouts
+    are flagged invalid with the decoder's message (no answer turn), the other video's rollouts are unaffected."""
+    failing = grpo_qa_rows["video"][1]
+    original = VideoReader.frames_at
+
+    def frames_at(self, timestamps, **kwargs):
+        if kwargs.get("max_pixels") == rollout.model.config.key_frame_max_pixels and self.info.source_name == failing:
+            raise VideoDecodeError(f"{failing}: corrupt packet at the drawn key frames")
+        return original(self, timestamps, **kwargs)
+
+    monkeypatch.setattr(VideoReader, "frames_at", frames_at)
+    rows = rollout(examples_of(grpo_qa_rows, [0, 0, 1, 1]))
+    assert [r.valid for r in rows] == [True, True, False, False]
+    for row in rows[2:]:
+        assert row.error == f"{failing}: corrupt packet at the drawn key frames"
+        assert row.query is not None and row.key_indices is not None and row.answer is None  # failed after the draw
+    assert all(r.answer.completion_ids.numel() > 0 for r in rows[:2])

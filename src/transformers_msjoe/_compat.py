@@ -34,11 +34,13 @@ __all__ = [
 # features below then raise a clear error (key frames) or are skipped (error diagnosis).
 # Drift test: tests/test_video_io.py::test_compat_key_frame_scan_matches_decoder.
 def _torchcodec_blocks() -> Any | None:
+    try:
+        from torchcodec.decoders import Demuxer, get_container_metadata  # noqa: F401 (the >= 0.17 public names)
+    except ImportError:
+        return None
     from torchcodec import decoders
 
-    if hasattr(decoders, "Demuxer") and hasattr(decoders, "get_container_metadata"):
-        return decoders
-    return None
+    return decoders
 
 
 def scan_key_frame_seconds(source: str | bytes) -> torch.Tensor:

@@ -11,11 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from transformers import SchedulerType
 from trl import GRPOConfig
 
 from ._compat import grpo_checkpointing_field
 
-__all__ = ["INFO_NORMALIZATIONS", "LOSS_AGGREGATION", "TRAINING_STAGES", "MSJoEGRPOConfig", "field_help_from_docstring"]
+__all__ = [
+    "DEFAULT_BEST_MODEL_METRIC",
+    "INFO_NORMALIZATIONS",
+    "LOSS_AGGREGATION",
+    "TRAINING_STAGES",
+    "MSJoEGRPOConfig",
+    "field_help_from_docstring",
+]
 
 TRAINING_STAGES = ("sampler_pretrain", "joint")
 
@@ -67,7 +75,15 @@ _UNHONOURED_SETTINGS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("max_tool_calling_iterations", _is_set, "MSJoE's rollout calls no tools; unset it."),
     ("trust_remote_code", _is_true, "MSJoE loads every MLLM through the transformers Auto classes without remote "
      "code; set it to False."),
+    ("use_adaptive_entropy", _is_true, "TRL's controller updates `entropy_coef` once per TRL loss call, and MSJoE "
+     "makes one call per turn chunk (two or more per micro-batch), so it would step several times per optimizer step; "
+     "use a fixed `entropy_coef` instead."),
 )  # fmt: skip
+
+# `metric_for_best_model` when `load_best_model_at_end` (or a metric-driven scheduler) needs one and none is given:
+# transformers would pick "loss", but evaluation reports accuracies and no `eval_loss` (`MSJoEGRPOTrainer.evaluate`).
+DEFAULT_BEST_MODEL_METRIC = "eval_msjoe/accuracy"
+_METRIC_SCHEDULERS = (SchedulerType.REDUCE_ON_PLATEAU, SchedulerType.GREEDY)  # they read metric_for_best_model
 
 
 def field_help_from_docstring(doc: str, name: str) -> str:
@@ -97,7 +113,9 @@ class MSJoEGRPOConfig(GRPOConfig):
         Learning rate of the sampler's own optimizer parameter group (the MLLM uses `learning_rate`); it follows
         the same schedule. The paper gives no value (inferred).
     sampler_loss_weight (`float`, *optional*, defaults to `1.0`):
-        Weight of the sampler's REINFORCE term -A * sum_k log p(x_k) added to the MLLM's GRPO loss.
+        Weight of the sampler's REINFORCE term -A * sum_k log p(x_k) added to the MLLM's GRPO loss. On draws reused
+        after an update (`steps_per_generation` > `gradient_accumulation_steps`, `num_iterations` > 1) the term is
+        PPO-clipped like the MLLM's, with the draw's rollout-time probability and `epsilon` / `epsilon_high`.
     sampler_log_prob_form (`str`, *optional*, defaults to `"paper"`):
         `"paper"`: log p(x_k) under the softmax over all frames, summed over the K draws, as the paper writes it;
         `"plackett_luce"`: the exact probability of the draw order without replacement.
@@ -157,7 +175,17 @@ class MSJoEGRPOConfig(GRPOConfig):
     eval_duration_buckets (`list[float]`, *optional*, defaults to `[180.0, 900.0, 1800.0]`):
         Edges in seconds of the video-duration buckets the evaluation accuracy is broken down by.
     eval_uniform_baseline (`bool`, *optional*, defaults to `True`):
-        Also evaluate the same model with uniformly sampled frames, so the sampler's gain is visible.
+        Also evaluate the same model with uniformly sampled frames, so the sampler's gain is visible. With
+        `load_best_model_at_end` and no `metric_for_best_model`, the best checkpoint is the one with the highest
+        `eval_msjoe/accuracy` (evaluation reports no `eval_loss`).
+
+    > Parameters of TRL's `GRPOConfig` whose default MSJoE changes
+
+    loss_type (`str`, *optional*, defaults to `"grpo"`):
+        How the MLLM's clipped surrogate is aggregated (TRL's default is `"dapo"`). `"grpo"` is the paper's objective
+        (§2.3): each rollout's per-token surrogate averaged over its tokens, then over the rollouts, both turns
+        counting as rollout sequences. Every TRL loss type is accepted; `grpo_config.LOSS_AGGREGATION` says how the
+        trainer combines its per-turn TRL loss calls for each.
     """
 
     # TRL's checkpointing default without transformers' deprecation warning (version shim, see _compat.py).
@@ -229,11 +257,27 @@ class MSJoEGRPOConfig(GRPOConfig):
     eval_uniform_baseline: bool = field(
         default=True, metadata={"help": field_help_from_docstring(__doc__, "eval_uniform_baseline")}
     )
+    loss_type: str = field(default="grpo", metadata={"help": field_help_from_docstring(__doc__, "loss_type")})
 
     def __post_init__(self):
+        self._default_best_model_metric()
         super().__post_init__()
         self._validate_msjoe()
         self._refuse_unhonoured_settings()
+
+    def _default_best_model_metric(self) -> None:
+        """Pick the accuracy as the best-model metric before transformers would pick `loss`, which MSJoE's evaluation
+        never reports (the first evaluation would then crash); an explicit `loss` is refused with the fix."""
+        needs_metric = self.load_best_model_at_end or SchedulerType(self.lr_scheduler_type) in _METRIC_SCHEDULERS
+        if needs_metric and self.metric_for_best_model is None:
+            self.metric_for_best_model = DEFAULT_BEST_MODEL_METRIC
+            if self.greater_is_better is None:
+                self.greater_is_better = True
+        elif self.metric_for_best_model in ("loss", "eval_loss"):
+            raise ValueError(
+                f"`metric_for_best_model`={self.metric_for_best_model!r}: MSJoE's evaluation reports accuracies, no "
+                f"loss; use {DEFAULT_BEST_MODEL_METRIC!r} (the default) or another `eval_*` key it logs."
+            )
 
     def _validate_msjoe(self) -> None:
         """Each error names the field, the value and the fix."""

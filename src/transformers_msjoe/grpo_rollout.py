@@ -46,6 +46,7 @@ __all__ = [
     "build_turn_batch",
     "draw_log_probs",
     "frame_weight_entropy",
+    "group_by_shape",
     "pad_similarities",
     "placeholder_turn",
     "selected_spread",
@@ -72,6 +73,15 @@ class Turn:
     def shape_key(self) -> tuple[int, ...]:
         """Turns with equal keys can share one forward (some families need equal frame counts and sizes)."""
         return (self.max_pixels, *self.frames.shape)
+
+
+def group_by_shape(turns: Sequence[Turn]) -> list[list[int]]:
+    """Positions of `turns` grouped by `Turn.shape_key`, in order of first appearance: each group can share one
+    forward (some families batch only equal frame counts and sizes)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for position, turn in enumerate(turns):
+        groups.setdefault(turn.shape_key, []).append(position)
+    return list(groups.values())
 
 
 def placeholder_turn(max_pixels: int) -> Turn:

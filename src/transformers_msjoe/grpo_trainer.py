@@ -6,16 +6,20 @@ logging and checkpointing. MSJoE overrides only
 
 - `_generate_and_score_completions` (TRL 1.16, private): the two-turn rollout of `grpo_rollout.py`, rewards
   through TRL's `_calculate_rewards`, group-normalised advantages, and the sampler's advantage;
-- `_compute_loss` (TRL 1.16, private; in `grpo_loss.py`): the sampler's REINFORCE term -A * sum_k log p(x_k) and
-  TRL's own `_compute_loss` once per MLLM turn chunk, each scored with the frames it was generated from (TRL's
-  loss path drops video inputs, ENV.md §6), both through the (DDP-)wrapped model's forward;
+- `_compute_loss` (TRL 1.16, private; in `grpo_loss.py`): the sampler's REINFORCE term -A * sum_k log p(x_k)
+  (PPO-clipped on reused draws) and TRL's own `_compute_loss` once per MLLM turn chunk, each scored with the frames
+  it was generated from (TRL's loss path drops video inputs, ENV.md §6), both through the (DDP-)wrapped model's
+  forward; `_get_per_token_logps_and_entropies` / `get_high_entropy_mask` pass through, recording what TRL's loss
+  computed so that its entropy bonus and aux loss count once;
 - `_set_signature_columns_if_needed`, `_get_train_sampler`, `create_optimizer` (the sampler's own parameter
   groups), `evaluate` (accuracy with learned vs uniform frames), and the saving hooks `save_model`, `_save`,
   `create_model_card`, `_load_from_checkpoint`, `_load_best_model` (MSJoE checkpoints with the MSJoE card; LoRA
   merged at the end).
 
-The private overrides are pinned by drift tests (tests/test_grpo_trainer.py) that fail when TRL changes them;
-checks that run before training live in `grpo_setup.py`.
+Where TRL's logic is inline in a private method and MSJoE mirrors it (old log-probs condition, reward metrics,
+completion log, reward-function log flush), the mirror names the TRL source location. The private overrides and
+mirrored blocks are pinned by drift tests (tests/test_grpo_trainer.py: signatures and source statements) that fail
+when TRL changes them; checks that run before training live in `grpo_setup.py`.
 """
 
 from __future__ import annotations
@@ -28,14 +32,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
-from accelerate.utils import gather, gather_object, is_peft_model
+from accelerate.utils import extract_model_from_parallel, gather, gather_object, is_peft_model
 from datasets import Dataset, IterableDataset
 from peft.utils import ModulesToSaveWrapper
 from torch.utils.data import Sampler
 from transformers import TrainerCallback
 from transformers.utils import logging
 from trl import GRPOTrainer
-from trl.trainer.utils import nanstd, use_adapter
+from trl.trainer.utils import nanstd
 
 from ._compat import (
     EpochSeededRepeatSampler,
@@ -43,7 +47,7 @@ from ._compat import (
     trl_unwrap_model_for_generation,
     upstream_gradient_checkpointing_flag_ok,
 )
-from .grpo_config import MSJoEGRPOConfig
+from .grpo_config import DEFAULT_BEST_MODEL_METRIC, MSJoEGRPOConfig
 from .grpo_evaluation import evaluate_selections
 from .grpo_loss import MSJoEGRPOLossMixin
 from .grpo_rollout import (
@@ -51,7 +55,6 @@ from .grpo_rollout import (
     MSJoERollout,
     RolloutRow,
     Turn,
-    WithVisualInputs,
     build_turn_batch,
     frame_weight_entropy,
     selected_spread,
@@ -172,6 +175,12 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
         apply_frame_overrides(model.config, args.model_config_overrides())
         train_dataset = prepare_qa_dataset(train_dataset, "train_dataset", self._stage_pass_rate_column(args))
         if isinstance(eval_dataset, Mapping):
+            if args.metric_for_best_model == DEFAULT_BEST_MODEL_METRIC:
+                raise ValueError(
+                    f"`metric_for_best_model`={DEFAULT_BEST_MODEL_METRIC!r} does not exist with several eval datasets: "
+                    "their metrics are named `eval_<name>_msjoe/accuracy`; set metric_for_best_model to one of "
+                    f"{[f'eval_{name}_msjoe/accuracy' for name in eval_dataset]}."
+                )
             eval_dataset = {k: prepare_qa_dataset(v, f"eval_dataset[{k!r}]", None) for k, v in eval_dataset.items()}
         else:
             eval_dataset = prepare_qa_dataset(eval_dataset, "eval_dataset", None)
@@ -204,6 +213,7 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
             self.msjoe_model, temperature=self.temperature, cast_lm_head_to_fp32=args.cast_lm_head_to_fp32
         )
         self._rollout = MSJoERollout(self.msjoe_model, self.generation_config)
+        self._skipped_rollouts_total = 0  # `data/skipped_rollouts_total`: every process counts all processes' skips
         if args.sampler_loss_weight > 0:
             self.add_callback(MarkSamplerTrained(self.msjoe_model.config))
         _ = self.msjoe_model.clip_scorer  # load the frozen CLIP now: fail fast, and keep its init out of rollouts
@@ -212,7 +222,7 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
     @property
     def msjoe_model(self) -> MSJoEForVideoQA:
         """The `MSJoEForVideoQA` being trained (inside the PEFT wrapper when LoRA is used)."""
-        model = self.accelerator.unwrap_model(self.model) if hasattr(self, "accelerator") else self.model
+        model = extract_model_from_parallel(self.model)  # what `accelerator.unwrap_model` does, usable during __init__
         return model.get_base_model() if is_peft_model(model) else model
 
     def trained_sampler(self) -> torch.nn.Module:
@@ -242,9 +252,18 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
 
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
         """Trainer's optimizer, with the sampler moved to its own groups (`sampler_learning_rate`): weight decay on
-        its convolution weights only, not on biases or GroupNorm parameters."""
+        its convolution weights only, not on biases or GroupNorm parameters.
+
+        An optimizer passed in `optimizers=(optimizer, scheduler)` is used as given (never regrouped); it must then
+        hold the sampler's trainable parameters, which both stages train.
+        """
+        user_optimizer = self.optimizer is not None and not any(
+            group.get("msjoe_sampler") for group in self.optimizer.param_groups
+        )
+        if user_optimizer:
+            self._check_optimizer_trains_the_sampler(self.optimizer)
         optimizer = super().create_optimizer(model)
-        if any(group.get("msjoe_sampler") for group in optimizer.param_groups):
+        if user_optimizer or any(group.get("msjoe_sampler") for group in optimizer.param_groups):
             return optimizer
         decay, no_decay = [], []
         for module in self.trained_sampler().modules():
@@ -261,6 +280,23 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
                 group = {"params": params, "lr": self.args.sampler_learning_rate, "weight_decay": weight_decay}
                 optimizer.add_param_group({**group, "msjoe_sampler": True})
         return optimizer
+
+    def _check_optimizer_trains_the_sampler(self, optimizer: torch.optim.Optimizer) -> None:
+        """A user optimizer that misses sampler weights would silently leave them untrained: refuse it."""
+        if self.args.sampler_loss_weight == 0:
+            return
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        missing = [
+            name for name, p in self.trained_sampler().named_parameters() if p.requires_grad and id(p) not in held
+        ]
+        if missing:
+            raise ValueError(
+                f"The optimizer passed in `optimizers` does not hold {len(missing)} trainable sampler parameter(s) "
+                f"(e.g. {missing[0]!r}), which training_stage={self.args.training_stage!r} trains. Add a parameter group "
+                "over `trainer.trained_sampler().parameters()` (with LoRA that is PEFT's `modules_to_save` copy, built "
+                "by the trainer), or pass optimizers=(None, None) to get the trainer's groups with "
+                "`sampler_learning_rate`."
+            )
 
     # ------------------------------------------------------------------ rollout + rewards (TRL 1.16 private hook)
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -297,8 +333,10 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
         batch["num_items_in_batch"] = self.accelerator.gather(
             torch.tensor(tokens, device=self.accelerator.device)
         ).sum()
+        if self._needs_old_log_probs():
+            batch["sampler_old_log_probs"] = self._rollout_draw_log_probs(rows)
         if self.args.training_stage == "joint":
-            self._add_reference_log_probs(batch, rows, valid)
+            self._add_turn_log_probs(batch, rows, valid)
         self._log_rollouts(rows, mode)
         return batch
 
@@ -342,6 +380,8 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
             rewards_per_func, self.reward_weights, num_generations, self.scale_rewards
         )
         process = self.accelerator.process_index
+        # TRL 1.16's reward metrics (`GRPOTrainer._generate_and_score_completions`, trl/trainer/grpo_trainer.py
+        # ~L2818-2827, inline there); pinned by tests/test_grpo_trainer.py::test_compat_trl_inline_blocks_msjoe_mirrors.
         for i, name in enumerate(self.reward_func_names):
             self._metrics[mode][f"rewards/{name}/mean"].append(torch.nanmean(rewards_per_func[:, i]).item())
             self._metrics[mode][f"rewards/{name}/std"].append(nanstd(rewards_per_func[:, i]).item())
@@ -352,12 +392,18 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
         )
         if self.log_completions:
             self._record_completions(rows, rewards_per_func, advantages)
+        self._flush_reward_function_logs(mode, len(rows))
         return advantages[process * len(rows) : (process + 1) * len(rows)].cpu()
 
     def _record_completions(
         self, rows: list[RolloutRow], rewards_per_func: torch.Tensor, advantages: torch.Tensor
     ) -> None:
-        """Fill TRL's completion log (`log_completions`): the question, then both turns' outputs."""
+        """Fill TRL's completion log (`log_completions`): the question, then both turns' outputs.
+
+        Mirrors the "Log prompts and completions" block of TRL 1.16's `GRPOTrainer._generate_and_score_completions`
+        (trl/trainer/grpo_trainer.py ~L2832-2837, inline there) with MSJoE's prompt and completion texts; pinned by
+        tests/test_grpo_trainer.py::test_compat_trl_inline_blocks_msjoe_mirrors.
+        """
         prompts = [r.question for r in rows]
         completions = [f"{r.query.text}\n---\n{r.answer.text}" if r.valid else f"<skipped: {r.error}>" for r in rows]
         self._logs["prompt"].extend(gather_object(prompts))
@@ -365,6 +411,24 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
         for i, name in enumerate(self.reward_func_names):
             self._logs["rewards"][name].extend(rewards_per_func[:, i].tolist())
         self._logs["advantages"].extend(advantages.tolist())
+
+    def _flush_reward_function_logs(self, mode: str, num_rows: int) -> None:
+        """Hand on what reward functions sent through TRL's `log_extra` / `log_metric` keyword arguments: extra
+        completion-table columns (with `log_completions`) and metrics averaged over processes; then clear them.
+
+        Mirrors the two "Flush user-logged ..." blocks of TRL 1.16's `GRPOTrainer._generate_and_score_completions`
+        (trl/trainer/grpo_trainer.py ~L2839-2855, inline there): keys are gathered and sorted so that every process
+        makes the same collectives in the same order. Pinned by
+        tests/test_grpo_trainer.py::test_compat_trl_inline_blocks_msjoe_mirrors.
+        """
+        if self.log_completions:  # the table's columns must stay aligned with the rows `_record_completions` adds
+            for column in sorted(set(gather_object(list(self._pending_extra_logs)))):
+                values = self._pending_extra_logs.get(column, [None] * num_rows)
+                self._logs["extra"][column].extend(gather_object(values))
+        self._pending_extra_logs.clear()
+        for name in sorted(set(gather_object(list(self._pending_metrics)))):
+            self._log_mean(mode, name, self._pending_metrics.get(name, []))
+        self._pending_metrics.clear()
 
     def _sampler_advantages(
         self, inputs: list[dict[str, Any]], rows: list[RolloutRow], advantages: torch.Tensor
@@ -380,46 +444,6 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
         dr = difficulty_aware_advantage(correct, pass_rate, self.args.difficulty_advantage_cap)
         return torch.where(valid, dr, 0.0)
 
-    def _add_reference_log_probs(self, batch: dict[str, Any], rows: list[RolloutRow], valid: torch.Tensor) -> None:
-        """Per-token log-probs of each turn under the rollout policy (`old`, when generation and optimisation steps
-        are misaligned, as TRL decides) and the reference (`beta > 0`, LoRA disabled), with the turn's frames."""
-        generate_every = self.args.steps_per_generation * self.num_iterations
-        needs_old = self.args.gradient_accumulation_steps % generate_every != 0
-        if not needs_old and self.beta == 0.0:
-            return
-        indices = valid.nonzero().flatten().tolist()
-        for turn in TURNS:
-            turns = [getattr(rows[i], turn) for i in indices]
-            for kind, wanted in (("old", needs_old), ("ref", self.beta != 0.0)):
-                if wanted:
-                    values: list[torch.Tensor | None] = [None] * len(rows)
-                    for i, value in zip(indices, self._turn_log_probs(turns, reference=kind == "ref")):
-                        values[i] = value
-                    batch[f"{turn}_{kind}_logps"] = values
-
-    @torch.no_grad()
-    def _turn_log_probs(self, turns: list[Turn], *, reference: bool) -> list[torch.Tensor]:
-        """`(C_i,)` log-probs of each turn's completion, in chunks of the per-device batch size."""
-        out: list[torch.Tensor] = []
-        size = self.args.per_device_train_batch_size
-        for start in range(0, len(turns), size):
-            chunk = turns[start : start + size]
-            inputs = self._turn_batch(chunk)
-            ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
-            mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
-            model = WithVisualInputs(self.model, inputs["visual_inputs"])
-            adapter = (
-                use_adapter(self.accelerator.unwrap_model(self.model), adapter_name=None)
-                if reference
-                else contextlib.nullcontext()
-            )
-            with adapter:
-                logps, _, _ = self._get_per_token_logps_and_entropies(
-                    model, ids, mask, inputs["completion_ids"].shape[1]
-                )
-            out += [row[: len(turn.completion_ids)].cpu() for row, turn in zip(logps, chunk)]
-        return out
-
     def _turn_batch(self, turns: Sequence[Turn]) -> dict[str, Any]:
         return build_turn_batch(
             self.msjoe_model.processor, turns, pad_token_id=self._tokenizer.pad_token_id,
@@ -434,8 +458,8 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
         self._metrics[mode][name].append(total / count if count else float("nan"))
 
     def _log_rollouts(self, rows: list[RolloutRow], mode: str) -> None:
-        """`sampler/*` (frame-weight entropy, selected-frame spread), `mllm/*` (parse failures, lengths), `data/*`,
-        and TRL's `num_tokens` (prompt and completion tokens of both turns, visual tokens included)."""
+        """`sampler/*` (frame-weight entropy, selected-frame spread), `mllm/*` (parse failures, lengths), `data/*`
+        (skipped rollouts of this generation batch, and in total since this run started), and TRL's `num_tokens` (prompt and completion tokens of both turns, visual tokens included)."""
         good = [r for r in rows if r.valid]
         self._log_mean(mode, "sampler/weight_entropy", [frame_weight_entropy(r.logits) for r in good])
         self._log_mean(mode, "sampler/selected_spread", [selected_spread(r.key_indices, len(r.logits)) for r in good])
@@ -444,8 +468,11 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
         self._log_mean(mode, "mllm/query_length", [float(len(r.query.completion_ids)) for r in good])
         self._log_mean(mode, "mllm/answer_length", [float(len(r.answer.completion_ids)) for r in good])
         device = self.accelerator.device
-        skipped = self.accelerator.gather(torch.tensor(float(len(rows) - len(good)), device=device))
-        self._metrics[mode]["data/skipped_rollouts"].append(skipped.sum().item())
+        skipped = self.accelerator.gather(torch.tensor(float(len(rows) - len(good)), device=device)).sum().item()
+        self._metrics[mode]["data/skipped_rollouts"].append(skipped)  # per generation batch, averaged by TRL's log
+        if mode == "train":
+            self._skipped_rollouts_total += int(skipped)
+            self._metrics[mode]["data/skipped_rollouts_total"] = [float(self._skipped_rollouts_total)]
         tokens = sum(t.prompt_length + len(t.completion_ids) for r in good for t in (r.query, r.answer))
         tokens = int(self.accelerator.gather(torch.tensor(tokens, device=device)).sum())
         if mode == "train":
