@@ -86,8 +86,8 @@ def main() -> None:
 
     def label(reader_class) -> None:
         difficulty._DecodeOnceReader = reader_class
-        shutil.rmtree(os.path.join(folder, ".msjoe", "difficulty"), ignore_errors=True)
-        label_difficulty(folder, model, settings, overwrite=True, rows_per_batch=2, show_progress=False)
+        # recompute: fresh rollouts on every call (the cache would otherwise answer all but the first)
+        label_difficulty(folder, model, settings, recompute=True, rows_per_batch=2, show_progress=False)
 
     def one_decode() -> None:
         reader = VideoReader(path)

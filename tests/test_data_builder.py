@@ -155,3 +155,40 @@ def test_build_with_every_row_rejected_writes_nothing(raw, tmp_path):
     with pytest.raises(ValueError, match=r"Every question of .* was rejected \({'missing_video': 1}\)"):
         build_longvideo_qa(raw / "qa.jsonl", raw / "videos", tmp_path / "out", show_progress=False)
     assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path / "out.partial")
+
+
+def test_a_cache_hit_still_reports_the_rejected_rows(raw, tmp_path, caplog):
+    """On a cache hit `_split_generators` does not run; the report saved next to the Arrow files is reloaded."""
+    first = LongVideoQA(data_dir=str(raw), cache_dir=str(tmp_path / "cache"))
+    first.download_and_prepare()
+    expected = first.validation.to_report()
+    caplog.clear()
+    again = LongVideoQA(data_dir=str(raw), cache_dir=str(tmp_path / "cache"))
+    again.download_and_prepare()  # same corpus, same options: served from the cache
+    assert again.validation is not None and again.validation.to_report() == expected
+    assert again.validation.rows_by_split()["train"] == first.validation.rows_by_split()["train"]
+    assert any("(cached build) rejected qa.jsonl:6 (x): missing_video" in r.getMessage() for r in caplog.records)
+    assert any("not mentioned by any question: ['unused.mp4']" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("name", "content"), [("qa.csv", "id,video,question,options,answer\n"), ("qa.jsonl", "\n")])
+def test_a_question_file_without_questions_says_so(raw, tmp_path, name, content):
+    (raw / name).write_text(content)
+    with pytest.raises(QAFileError, match=rf"{name} holds no questions \(it is empty, or a CSV with only its header"):
+        build_longvideo_qa(raw / name, raw / "videos", tmp_path / "out", show_progress=False)
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_the_citation_has_one_home(raw, tmp_path):
+    """The builder's DatasetInfo and the card both use data.citation.MSJOE_CITATION; no other copy in data/."""
+    from transformers_msjoe.data import MSJOE_CITATION, render_dataset_card
+
+    assert LongVideoQA(data_dir=str(raw), cache_dir=str(tmp_path / "cache")).info.citation == MSJOE_CITATION
+    assert MSJOE_CITATION in str(render_dataset_card(None))
+    package = os.path.dirname(builder_module.__file__)
+    holders = []
+    for name in sorted(os.listdir(package)):
+        path = os.path.join(package, name)
+        if os.path.isfile(path) and "@inproceedings{tan2026msjoe" in open(path, encoding="utf-8").read():
+            holders.append(name)
+    assert holders == ["citation.py"]

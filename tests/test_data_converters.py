@@ -68,7 +68,7 @@ def llava_corpus(longvideo_corpus, tmp_path):
 def test_llava_video_records(llava_corpus):
     path, _ = llava_corpus
     records = read_records(path, "llava-video")
-    assert [r.fields.get("id") for r in records] == ["v_abc-0", "v_abc-1", "v_def", "v_ghi", "v_jkl", "v_jkl-conversations0", "v_jkl-conversations1"]  # fmt: skip
+    assert [r.fields.get("id") for r in records] == ["v_abc-t0", "v_abc-t1", "v_def", "v_ghi", "v_jkl", "v_jkl-conversations0", "v_jkl-conversations1"]  # fmt: skip
     first = records[0].fields
     assert first["question"] == "What does the cook add first?"  # media token and instruction line dropped
     assert first["options"] == {"A": "salt", "B": "sugar", "C": "flour", "D": "eggs"}
@@ -96,10 +96,10 @@ def test_llava_video_through_validation(llava_corpus):
     path, videos = llava_corpus
     result = validate_records(read_records(path, "llava-video"), videos, show_progress=False)
     kept = {row["id"]: row for row in result.rows}
-    assert set(kept) == {"v_abc-0", "v_abc-1", "v_jkl"}
-    assert kept["v_abc-0"]["answer"] == "C" and kept["v_abc-0"]["options"] == ["salt", "sugar", "flour", "eggs"]
-    assert kept["v_abc-1"]["answer"] == "B" and kept["v_abc-0"]["video_id"] == "youcook2/long_a"
-    assert kept["v_abc-0"]["file_name"] == "videos/youcook2_long_a.mp4"
+    assert set(kept) == {"v_abc-t0", "v_abc-t1", "v_jkl"}
+    assert kept["v_abc-t0"]["answer"] == "C" and kept["v_abc-t0"]["options"] == ["salt", "sugar", "flour", "eggs"]
+    assert kept["v_abc-t1"]["answer"] == "B" and kept["v_abc-t0"]["video_id"] == "youcook2/long_a"
+    assert kept["v_abc-t0"]["file_name"] == "videos/youcook2_long_a.mp4"
     assert kept["v_jkl"]["options"] == ["J. K. Rowling", "C. S. Lewis"] and kept["v_jkl"]["answer"] == "A"
     reasons = {row.location: [i.code for i in row.reasons] for row in result.rejected}
     name = "0_30_s_youtube_mc_qa_processed.json"
@@ -122,9 +122,27 @@ def test_cli_convert_writes_native_jsonl(llava_corpus, tmp_path, capsys):
     out = tmp_path / "native.jsonl"
     assert main(["data", "convert", str(path), "--format", "llava-video", "--out", str(out)]) == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) == 7 and lines[0]["id"] == "v_abc-0"
+    assert len(lines) == 7 and lines[0]["id"] == "v_abc-t0"
     printed = capsys.readouterr().out
     assert "wrote 4 questions" in printed and "3 source entries hold no question" in printed
     assert "[record 2]: the record has no `conversations` list" in printed
     result = validate_records(read_records(out), llava_corpus[1], show_progress=False)  # the jsonl builds the same way
     assert len(result.rows) == 3 and result.reason_counts() == {"option_count": 1, "conversion_problem": 3}
+
+
+def test_records_that_share_an_id_keep_every_question(llava_corpus, tmp_path):
+    """LLaVA-Video repeats the video's id across records: each record's questions get their own ids, stably."""
+    _, videos = llava_corpus
+    record = {"id": "v_abc", "video": "youcook2/long_a.mp4", "conversations": [
+        {"from": "human", "value": "<image>\nFirst?\nA. salt\nB. sugar"}, {"from": "gpt", "value": "A"}]}  # fmt: skip
+    second = {**record, "conversations": [{"from": "human", "value": "Second?\nA. up\nB. down"}, {"from": "gpt", "value": "B"}]}  # fmt: skip
+    two_turns = {**record, "conversations": [*record["conversations"], *second["conversations"]]}
+    other = {**record, "id": "v_xyz", "conversations": [{"from": "human", "value": "Third?\nA. yes\nB. no"}, {"from": "gpt", "value": "A"}]}  # fmt: skip
+    path = tmp_path / "mc.json"
+    path.write_text(json.dumps([record, second, two_turns, other]))
+    ids = [r.fields["id"] for r in read_records(path, "llava-video")]
+    assert ids == ["v_abc-r0", "v_abc-r1", "v_abc-r2-t0", "v_abc-r2-t1", "v_xyz"]
+    assert ids == [r.fields["id"] for r in read_records(path, "llava-video")]  # deterministic
+    result = validate_records(read_records(path, "llava-video"), videos, show_progress=False)
+    assert result.reason_counts() == {"duplicate_question": 2}  # record 2 repeats records 0 and 1: not duplicate_id
+    assert [row["id"] for row in result.rows] == ["v_abc-r0", "v_abc-r1", "v_xyz"]

@@ -283,3 +283,68 @@ def test_cli_labels_with_an_msjoe_checkpoint_as_model(built, base_model, tmp_pat
     with pytest.raises(SystemExit):
         main([*args, "--dtype", "bfloat61"])
     assert "invalid choice: 'bfloat61'" in capsys.readouterr().err
+
+
+def test_recompute_discards_the_cached_rollouts_and_runs_them_again(built, base_model, letters_only):
+    first = label_difficulty(built, base_model, SETTINGS, rows_per_batch=2, generation_kwargs=letters_only, show_progress=False)  # fmt: skip
+    rates = _pass_rates(built)
+    relabel = label_difficulty(built, base_model, SETTINGS, overwrite=True, rows_per_batch=2, generation_kwargs=letters_only, show_progress=False)  # fmt: skip
+    assert relabel.from_cache == 5 and relabel.computed == 0  # --overwrite alone reuses this setting's rollouts
+    fresh = label_difficulty(built, base_model, SETTINGS, recompute=True, rows_per_batch=2, generation_kwargs=letters_only, show_progress=False)  # fmt: skip
+    assert fresh.discarded_from_cache == 5 and fresh.computed == 5 and fresh.from_cache == 0 and fresh.labelled == 5
+    assert fresh.cache_path == first.cache_path and len(Path(fresh.cache_path).read_text().splitlines()) == 5
+    assert _pass_rates(built) == rates  # same settings and seed: the same samples
+    assert json.loads((built / ".msjoe/provenance.json").read_text())["steps"][-1]["recompute"] is True
+
+
+def test_new_weights_under_the_same_path_get_new_rollouts(built, base_model, letters_only, tiny_mllm_dir, tmp_path):
+    """The cache key holds the weights' identity, not only the model's name: a checkpoint retrained in place
+    (same path, new safetensors) is never answered from the old rollouts."""
+    import os
+    import shutil
+
+    from transformers_msjoe.data import model_weights_identity
+
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(tiny_mllm_dir("qwen2_5_vl"), checkpoint)
+    settings = DifficultySettings(model=str(checkpoint), num_rollouts=2, num_key_frames=2)
+    before = label_difficulty(built, base_model, settings, rows_per_batch=5, generation_kwargs=letters_only, show_progress=False)  # fmt: skip
+    identity = model_weights_identity(str(checkpoint))
+    assert identity.startswith("local:") and json.loads(Path(before.report_path).read_text())["settings"]["model_identity"] == identity  # fmt: skip
+    weights = next(checkpoint.glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # "retrained"
+    assert model_weights_identity(str(checkpoint)) != identity
+    after = label_difficulty(built, base_model, settings, overwrite=True, rows_per_batch=5, generation_kwargs=letters_only, show_progress=False)  # fmt: skip
+    assert after.cache_path != before.cache_path and after.computed == 5 and after.from_cache == 0
+
+
+def test_a_hub_model_is_identified_by_its_cached_commit(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from transformers_msjoe.data import model_weights_identity
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = tmp_path / "hub" / "models--org--tiny" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--org--tiny" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--tiny" / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert model_weights_identity("org/tiny") == f"hub:{commit}"
+    assert model_weights_identity("org/not-downloaded") is None and model_weights_identity("a label") is None
+
+
+def test_cli_shows_the_parse_warning_once(built, base_model, monkeypatch, capsys, caplog):
+    """label_difficulty logs the warning; the CLI used to print it a second time."""
+    from transformers_msjoe.cli.main import main
+
+    only_x, real = _only_tokens(base_model, "x"), base_model.answer_batch
+    monkeypatch.setattr(base_model, "answer_batch", lambda *a, **k: real(*a, **{**k, "generation_kwargs": {**k["generation_kwargs"], **only_x}}))  # fmt: skip
+    monkeypatch.setattr("transformers_msjoe.loading.load_msjoe_model", lambda *a, **k: base_model)
+    assert (
+        main(["data", "label-difficulty", str(built), "--model", "tiny", "--num-rollouts", "2", "--frames", "2"]) == 0
+    )
+    out = capsys.readouterr().out
+    logged = [r.getMessage() for r in caplog.records if "gave no option letter" in r.getMessage()]
+    assert len(logged) == 1 and "gave no option letter" not in out  # logged once (stderr), not printed again
+    assert "unparsable answers (counted as wrong): 10 of 10 (100.0%)" in out

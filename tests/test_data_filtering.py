@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -127,3 +128,77 @@ def test_criteria_are_validated():
         FilterCriteria()
     with pytest.raises(ValueError, match=r"max_pass_rate must be in \[0, 1\]"):
         FilterCriteria(max_pass_rate=90)
+
+
+def _push_calls(monkeypatch):
+    """The Hub is out of reach in tests: record what `push` would upload."""
+    from huggingface_hub import HfApi, RepoUrl
+
+    calls = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: RepoUrl(f"https://huggingface.co/datasets/{repo_id}"))  # fmt: skip
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.append(kw))
+    return calls
+
+
+def test_the_command_push_advises_for_unused_videos_resolves_them(built, monkeypatch, capsys):
+    """push names `msjoe data prune FOLDER`; running exactly that lets the push through."""
+    from transformers_msjoe.cli.main import main
+    from transformers_msjoe.data import LayoutError, push_longvideo_qa
+
+    stray = built / "data/train/videos/extra.mp4"
+    stray.write_bytes(b"a video no question uses")
+    with pytest.raises(LayoutError, match="used by no question") as error:
+        push_longvideo_qa(built, "me/longvideo-qa", token="hf_fake")
+    advised = re.search(r"`(msjoe data [^`]+)`", str(error.value)).group(1)
+    assert advised == f"msjoe data prune {built}"
+    assert main(advised.split()[1:]) == 0
+    assert "deleted 1 unreferenced files: ['data/train/videos/extra.mp4']" in capsys.readouterr().out
+    assert not stray.exists() and verify_layout(built).unreferenced_files == []
+    saved = json.loads(next((built / ".msjoe/reports").glob("prune-*.json")).read_text())
+    assert saved["deleted"] == ["data/train/videos/extra.mp4"]
+    calls = _push_calls(monkeypatch)
+    push_longvideo_qa(built, "me/longvideo-qa", token="hf_fake")
+    assert len(calls) == 1
+
+
+def test_filter_also_deletes_files_no_row_referenced(built):
+    """Files in videos/ that no row used even before (copied in by hand) go too, listed apart in the report."""
+    (built / "data/train/videos/extra.mp4").write_bytes(b"stray")
+    (built / "data/validation/videos/.DS_Store").write_bytes(b"finder")
+    report = filter_dataset(built, FilterCriteria(min_duration=50), splits=["train"])
+    assert report.unreferenced_deleted == ["data/train/videos/extra.mp4"]  # only in the filtered split
+    assert (
+        not (built / "data/train/videos/extra.mp4").exists() and (built / "data/validation/videos/.DS_Store").exists()
+    )
+    assert json.loads(open(report.report_path).read())["unreferenced_deleted"] == ["data/train/videos/extra.mp4"]
+
+
+def test_a_filter_killed_before_its_deletions_leaves_a_folder_prune_completes(built, monkeypatch):
+    """A crash after the metadata + card writes leaves unused videos (an emptied split's included): the layout
+    stays valid, push names `msjoe data prune`, and prune (or the same filter again) deletes them."""
+    from transformers_msjoe.data import filtering, prune_unreferenced
+
+    def killed(root, paths):
+        raise KeyboardInterrupt("killed before the deletions")
+
+    monkeypatch.setattr(filtering, "_delete_files", killed)
+    with pytest.raises(KeyboardInterrupt):
+        filter_dataset(built, FilterCriteria(min_duration=50))
+    monkeypatch.undo()
+    layout = verify_layout(built)
+    assert layout.problems == [] and _ids(built) == ["a-0", "a-1"] and read_card_splits(built) == ["train"]
+    leftovers = ["data/train/videos/long_b.mp4", "data/validation/videos/short_c.mp4"]
+    assert layout.unreferenced_files == leftovers
+    again = filter_dataset(built, FilterCriteria(min_duration=50), dry_run=True)  # nothing left to drop
+    assert again.dropped_rows == [] and again.unreferenced_deleted == leftovers
+    assert prune_unreferenced(built).deleted == leftovers
+    assert verify_layout(built).unreferenced_files == [] and not (built / "data/validation").exists()
+
+
+def test_prune_dry_run_changes_nothing(built):
+    from transformers_msjoe.data import prune_unreferenced
+
+    (built / "data/train/videos/extra.mp4").write_bytes(b"stray")
+    report = prune_unreferenced(built, dry_run=True)
+    assert report.deleted == ["data/train/videos/extra.mp4"] and (built / "data/train/videos/extra.mp4").exists()
+    assert report.report_path.endswith("prune-dry-run-1.json")

@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from datasets import Features, Value
+from datasets import Features, Value, Video
 
 from transformers_msjoe.cli.main import main
 from transformers_msjoe.data import (
@@ -129,3 +129,24 @@ def test_two_copies_of_a_folder_do_not_share_a_cache(built, tmp_path):
     shutil.rmtree(built)
     moved = load_longvideo_qa(copy_dir, decode_video=False)[0]["video"]
     assert moved["path"].startswith(str(copy_dir)) and open_video(moved).info.num_frames == 60
+
+
+def test_plain_load_dataset_of_a_copy_can_serve_the_other_copys_cache(built, tmp_path):
+    """Drift test for the card's and docs' "Local copies" note: datasets 5.2 keys a local folder's cache on its
+    name and card, so a same-name copy gets the original's rows (and video paths); the documented workarounds
+    (`load_longvideo_qa`, or `data_files=` with the folder's own path) do not. If the first assertion starts
+    failing, upstream fixed it and the note can go."""
+    import shutil
+
+    from datasets import load_dataset
+
+    copy_dir = tmp_path / "elsewhere" / "longvideo-qa"
+    shutil.copytree(built, copy_dir)
+    assert load_dataset(str(built), split="train").cast_column("video", Video(decode=False))[0]["video"]["path"].startswith(str(built))  # fmt: skip
+    stale = load_dataset(str(copy_dir), split="train").cast_column("video", Video(decode=False))[0]["video"]["path"]
+    assert stale.startswith(str(built))  # the other copy's video
+    own = load_dataset(str(copy_dir), split="train", data_files={"train": f"{copy_dir}/data/train/**"})
+    assert own.cast_column("video", Video(decode=False))[0]["video"]["path"].startswith(str(copy_dir))
+    assert load_longvideo_qa(copy_dir, decode_video=False)[0]["video"]["path"].startswith(str(copy_dir))
+    text = (copy_dir / "README.md").read_text()
+    assert "load_longvideo_qa" in text and 'data_files={"train": f"{folder}/data/train/**"}' in text

@@ -89,3 +89,44 @@ def test_missing_file_and_unknown_extension(tmp_path):
     (tmp_path / "qa.txt").write_text("hello")
     with pytest.raises(QAFileError, match="unsupported extension '.txt'"):
         read_qa_file(tmp_path / "qa.txt")
+
+
+BOM = "\ufeff"
+
+
+def test_a_utf8_bom_is_removed_so_the_first_csv_column_keeps_its_name(tmp_path):
+    """Excel's "CSV UTF-8" starts with a BOM; read as plain utf-8 it turned the `id` column into '\\ufeffid'."""
+    path = tmp_path / "qa.csv"
+    path.write_text(BOM + 'id,video,question,options,answer\nq7,a.mp4,Which?,"[""x"", ""y""]",B\n', encoding="utf-8")
+    (record,) = read_qa_file(path)
+    assert record.fields["id"] == "q7" and not any(key.startswith(BOM) for key in record.fields)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("qa.jsonl", '{"id": "q7", "question": "q1"}\n'), ("qa.json", '[{"id": "q7", "question": "q1"}]')],
+)
+def test_a_utf8_bom_is_accepted_in_json_files(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(BOM + content, encoding="utf-8")
+    (record,) = read_qa_file(path)
+    assert record.fields == {"id": "q7", "question": "q1"}
+
+
+@pytest.mark.parametrize("name", ["qa.jsonl", "qa.json", "qa.csv"])
+def test_a_file_that_is_not_utf8_names_the_path_the_line_and_the_fix(tmp_path, name):
+    path = tmp_path / name
+    lines = {"qa.jsonl": ['{"question": "ok"}', '{"question": "caf\xe9"}'], "qa.json": ["[", '{"question": "caf\xe9"}]'],
+             "qa.csv": ["question,answer", "caf\xe9,A"]}[name]  # fmt: skip
+    path.write_bytes("\n".join(lines).encode("latin-1"))
+    with pytest.raises(
+        QAFileError, match=rf"{path} line 2: the file is not UTF-8 text \(byte 0xe9.*Re-save it as UTF-8"
+    ):
+        read_qa_file(path)
+
+
+def test_a_utf16_file_is_named_as_such(tmp_path):
+    path = tmp_path / "qa.csv"
+    path.write_bytes("question,answer\nwhy?,A\n".encode("utf-16"))  # Excel's "Unicode Text"
+    with pytest.raises(QAFileError, match="line 1: .*starts with a UTF-16 byte-order mark.*Re-save it as UTF-8"):
+        read_qa_file(path)

@@ -249,3 +249,41 @@ def test_video_shared_across_splits_is_noted(rows, videos):
 def test_missing_video_folder_is_an_error(rows, tmp_path):
     with pytest.raises(ValueError, match="Video folder not found"):
         validate_records(_records(rows), tmp_path / "no-such-folder", show_progress=False)
+
+
+@pytest.mark.parametrize(
+    ("answer", "options", "expected"),
+    [
+        ("B", ["red", "blue"], "B"),
+        ("b", ["red", "blue"], "B"),
+        ("(B)", ["red", "blue"], "B"),
+        ("B.", ["red", "blue"], "B"),
+        ("B. Blue.", ["red", "blue"], "B"),  # the letter with its own text (case, spacing, final period ignored)
+        ("blue", ["red", "blue"], "B"),  # the exact option text
+        ("A", ["A", "B"], "A"),  # letter and text agree
+        ("J. K. Rowling", ["J. K. Rowling", "C. S. Lewis"], "A"),  # a text, not option "J"
+        ("A. Lincoln", ["Washington", "A. Lincoln"], "B"),  # option B's exact text, and not "A" + option A's text
+        ("C", ["C", "B", "A"], "ambiguous_answer"),  # letter C, or the text of option A?
+        ("b", ["a", "c", "b"], "ambiguous_answer"),  # letter B, or the text of option C?
+        ("C.", ["C", "B", "A"], "ambiguous_answer"),
+        ("B. red", ["red", "blue"], "ambiguous_answer"),  # the letter and its text disagree
+        ("A. Lincoln", ["Lincoln", "A. Lincoln"], "ambiguous_answer"),  # two complete readings, two options
+        ("The answer is B, not A", ["red", "blue"], "answer_not_in_options"),  # free text: never parsed
+        ("Answer: B", ["red", "blue"], "answer_not_in_options"),
+        ("E", ["red", "blue"], "answer_not_in_options"),
+    ],
+)
+def test_answer_keys_are_a_letter_or_an_option_text_and_never_guessed(answer, options, expected):
+    from transformers_msjoe.data.validation import Issue, _normalize_answer
+
+    result = _normalize_answer(answer, options)
+    assert (result.code if isinstance(result, Issue) else result) == expected
+
+
+def test_an_ambiguous_answer_rejects_its_row_with_the_reason(rows, videos):
+    ambiguous = {**rows[0], "id": "amb", "options": ["C", "B", "A"], "answer": "C"}
+    result = validate_records(_records([rows[1], ambiguous]), videos, show_progress=False)
+    assert [row["id"] for row in result.rows] == ["a-1"]
+    (rejected,) = result.rejected
+    assert rejected.id == "amb" and [i.code for i in rejected.reasons] == ["ambiguous_answer"]
+    assert "both the letter C and the text of option A" in rejected.reasons[0].message

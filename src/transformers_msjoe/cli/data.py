@@ -1,4 +1,4 @@
-"""`msjoe data build | convert | label-difficulty | filter | push | card | verify`: the longvideo-qa tools."""
+"""`msjoe data build | convert | label-difficulty | filter | prune | push | card | verify`: the longvideo-qa tools."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_convert(commands)
     _register_label(commands)
     _register_filter(commands)
+    _register_prune(commands)
     _register_push(commands)
     _register_card(commands)
     _register_verify(commands)
@@ -111,9 +112,10 @@ def _register_convert(commands: argparse._SubParsersAction) -> None:
 def _convert(args: argparse.Namespace) -> int:
     from ..data import read_records
     from ..data.validation import CONVERSION_PROBLEMS_FIELD
+    from ..data.writer import atomic_write
 
     records = read_records(args.input, args.format)
-    with open(args.out, "w", encoding="utf-8") as handle:
+    with atomic_write(args.out) as handle:  # a crash never leaves a truncated jsonl that would build fewer rows
         handle.writelines(json.dumps(record.fields, ensure_ascii=False) + "\n" for record in records)
     problems = [r for r in records if r.fields.get(CONVERSION_PROBLEMS_FIELD)]
     emit(f"wrote {len(records) - len(problems)} questions to {args.out}")
@@ -143,7 +145,17 @@ def _register_label(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--seed", type=int, default=0, help="Base seed (each question derives its own).")
     sub.add_argument("--rows-per-batch", type=int, default=1, help="Questions per generate call (n x this sequences).")
     sub.add_argument("--split", action="append", default=None, help="Only this split (repeatable; default all).")
-    sub.add_argument("--overwrite", action="store_true", help="Relabel rows that already have a pass_rate.")
+    sub.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Relabel rows that already have a pass_rate, from this setting's cached rollouts where there are any.",
+    )
+    sub.add_argument(
+        "--recompute",
+        action="store_true",
+        help="Discard this setting's cached rollouts of the selected rows and run them again (implies --overwrite; "
+        "same --seed gives the same samples unless the model or code changed).",
+    )
     sub.add_argument("--device", default=None, help="Device, e.g. cuda.")
     sub.add_argument(
         "--dtype", default=None, choices=DTYPES, help="MLLM dtype (default: the model's own loading default)."
@@ -170,21 +182,22 @@ def _label(args: argparse.Namespace) -> int:
     model = load_msjoe_model(args.model, mllm_kwargs=mllm_kwargs, num_key_frames=args.frames, selection="uniform")
     model = model.to(args.device) if args.device else model
     report = label_difficulty(
-        args.folder, model, settings, splits=args.split, overwrite=args.overwrite, rows_per_batch=args.rows_per_batch
-    )
+        args.folder, model, settings, splits=args.split, overwrite=args.overwrite, recompute=args.recompute,
+        rows_per_batch=args.rows_per_batch,
+    )  # fmt: skip
     if args.json:
         emit_json(asdict(report))
     else:
         emit(f"labelled {report.labelled} questions ({report.computed} computed now, {report.from_cache} from an earlier run; "
              f"{report.skipped_already_labelled} already had a pass_rate)")  # fmt: skip
+        if report.discarded_from_cache:
+            emit(f"--recompute discarded {report.discarded_from_cache} cached rollouts and ran them again")
         for failure in report.failed:
             emit(f"  failed {failure['split']}/{failure['id']}: {failure['error']}")
         if report.parse_failure_rate is not None:
             emit(
                 f"unparsable answers (counted as wrong): {report.unparsed_rollouts} of {report.rollouts} ({report.parse_failure_rate:.1%})"
             )
-        if (warning := report.parse_warning()) is not None:
-            emit(f"warning: {warning}")
         emit(f"rollouts: {report.cache_path}")
         emit(f"report: {report.report_path}")
     return 1 if report.failed else 0
@@ -230,6 +243,37 @@ def _filter(args: argparse.Namespace) -> int:
     emit(
         f"{'would delete' if args.dry_run else 'deleted'} {len(report.deleted_videos)} videos no remaining question uses"
     )
+    if report.unreferenced_deleted:
+        emit(
+            f"{'would delete' if args.dry_run else 'deleted'} {len(report.unreferenced_deleted)} files no question "
+            f"referenced even before: {report.unreferenced_deleted[:5]}"
+        )
+    emit(f"report: {report.report_path}")
+    return 0
+
+
+def _register_prune(commands: argparse._SubParsersAction) -> None:
+    sub = commands.add_parser(
+        "prune", help="Delete the files under data/ that no question references (what push refuses)."
+    )
+    sub.add_argument("folder", help="A folder built by `msjoe data build`.")
+    sub.add_argument("--dry-run", action="store_true", help="Report what would be deleted; change nothing.")
+    sub.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    sub.set_defaults(func=_prune)
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from ..data import prune_unreferenced
+
+    report = prune_unreferenced(args.folder, dry_run=args.dry_run)
+    if args.json:
+        emit_json(asdict(report))
+        return 0
+    emit(
+        f"{'would delete' if args.dry_run else 'deleted'} {len(report.deleted)} unreferenced files: {report.deleted[:10]}"
+    )
     emit(f"report: {report.report_path}")
     return 0
 
@@ -272,13 +316,14 @@ def _register_card(commands: argparse._SubParsersAction) -> None:
 
 def _card(args: argparse.Namespace) -> int:
     from ..data import render_dataset_card, write_dataset_card
+    from ..data.card import save_card
     from ..data.writer import folder_lock
 
     if args.folder is not None:
         with folder_lock(args.folder):
             emit(f"wrote {write_dataset_card(args.folder, repo_id=args.repo_id)}")
     elif args.out is not None:
-        render_dataset_card(None, repo_id=args.repo_id).save(args.out)
+        save_card(render_dataset_card(None, repo_id=args.repo_id), args.out)
         emit(f"wrote {args.out}")
     else:
         raise ValueError("Give a built folder to re-render its card, or --out PATH for the template card.")

@@ -8,7 +8,7 @@ This is the modern home of what used to be a loading script: `datasets` 4+ refus
     LongVideoQA(data_dir="raw/", validation=ValidationOptions(min_options=4))   # validation knobs, as for build
     builder.download_and_prepare()
     ds = builder.as_dataset(split="train")            # the documented features, videos decodable
-    builder.validation.to_report()                    # every rejected row with its reasons
+    builder.validation.to_report()                    # every rejected row with its reasons (also on a cache hit)
 
 For the Hub layout (what `load_dataset("msjoe/longvideo-qa")` reads) use `msjoe data build`, which runs the
 same validation and writes parquet metadata + videos + card.
@@ -19,16 +19,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
+import posixpath
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import datasets
 from transformers.utils import logging
 
 from .card import write_dataset_card
+from .citation import MSJOE_CITATION
 from .converters import read_records
-from .qa_files import QA_SUFFIXES, QAFileError, default_source
+from .qa_files import QA_SUFFIXES, QAFileError, RawRecord, default_source
 from .schema import DATA_DIR, LONGVIDEO_QA_FEATURES, VIDEOS_SUBDIR
 from .validation import ValidationOptions, ValidationResult, validate_records
 from .writer import (
@@ -51,11 +54,9 @@ __all__ = [
     "recover_interrupted_build",
 ]
 
-_CITATION = """@inproceedings{tan2026msjoe,
-  title={MSJoE: Jointly Evolving MLLM and Sampler for Efficient Long-Form Video Understanding},
-  author={Tan, Wenhui and Yu, Xiaoyi and Li, Jiaze and Chen, Yijing and Ju, Jianzhong and Luo, Zhenbo and Song, Ruihua and Luan, Jian},
-  booktitle={CVPR}, year={2026}, eprint={2602.22932}, archivePrefix={arXiv}
-}"""
+# Written next to the Arrow files of a prepared builder: a cache hit runs no `_split_generators`, and without it
+# the rejected rows of the build that made the cache would vanish from view.
+VALIDATION_FILENAME = "msjoe_validation.json"
 
 
 def find_qa_file(data_dir: str) -> str:
@@ -133,33 +134,42 @@ class LongVideoQA(datasets.GeneratorBasedBuilder):
             description="Long-video multiple-choice QA for MSJoE (arXiv 2602.22932), validated from a raw corpus.",
             features=LONGVIDEO_QA_FEATURES,
             homepage="https://huggingface.co/papers/2602.22932",
-            citation=_CITATION,
+            citation=MSJOE_CITATION,
         )
+
+    def download_and_prepare(self, *args, **kwargs) -> None:
+        """`datasets`' method, plus: on a cache hit, reload (and log again) the validation of the build that made
+        the cache, so `builder.validation` is never None after this call and no rejected row goes unreported."""
+        self.validation = None
+        super().download_and_prepare(*args, **kwargs)
+        if self.validation is None:  # served from the cache: `_split_generators` did not run
+            self.validation = self._load_cached_validation()
+            _log_validation(self.validation, self.config.videos_dir, cached=True)
+
+    def _load_cached_validation(self) -> ValidationResult:
+        path = posixpath.join(self._output_dir, VALIDATION_FILENAME)
+        if not self._fs.exists(path):
+            raise FileNotFoundError(
+                f"The cached LongVideoQA build in {self._output_dir} has no {VALIDATION_FILENAME} (made by an older "
+                "transformers-msjoe), so its rejected rows are unknown; rebuild it with "
+                '`download_and_prepare(download_mode="force_redownload")`.'
+            )
+        with self._fs.open(path, "r", encoding="utf-8") as handle:
+            return ValidationResult.from_dict(json.load(handle))
 
     def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
         cfg = self.config
         options = _with_default_source(cfg.validation, cfg.qa_file)
-        self.validation = validate_records(read_records(cfg.qa_file, cfg.qa_format), cfg.videos_dir, options)
-        report = self.validation
-        for row in report.rejected:
-            logger.warning(
-                f"rejected {row.location} ({row.id or row.video}): "
-                + "; ".join(f"{i.code}: {i.message}" for i in row.reasons)
-            )
-        if report.unreferenced_files:
-            logger.warning(
-                f"{len(report.unreferenced_files)} files in {cfg.videos_dir} are not mentioned by any question: {report.unreferenced_files[:10]}"
-            )
-        if not report.rows:
-            raise ValueError(
-                f"Every question of {cfg.qa_file} was rejected ({report.reason_counts()}); see the warnings above."
-            )
-        logger.info(f"LongVideoQA: kept {len(report.rows)} questions, rejected {len(report.rejected)}.")
-        by_split: dict[str, list[dict]] = {}
-        for row in report.rows:
-            by_split.setdefault(row["split"], []).append(row)
+        records = _read_question_records(cfg.qa_file, cfg.qa_format)
+        self.validation = validate_records(records, cfg.videos_dir, options)
+        _log_validation(self.validation, cfg.videos_dir, cached=False)
+        _raise_if_nothing_kept(self.validation, cfg.qa_file, "see the warnings above")
+        # inside the builder's temporary output folder: it becomes part of the cache together with the Arrow files
+        with self._fs.open(posixpath.join(self._output_dir, VALIDATION_FILENAME), "w", encoding="utf-8") as handle:
+            json.dump(asdict(self.validation), handle, ensure_ascii=False)
         return [
-            datasets.SplitGenerator(name=split, gen_kwargs={"rows": rows}) for split, rows in sorted(by_split.items())
+            datasets.SplitGenerator(name=split, gen_kwargs={"rows": rows})
+            for split, rows in self.validation.rows_by_split().items()
         ]
 
     def _generate_examples(self, rows: list[dict]):
@@ -167,6 +177,43 @@ class LongVideoQA(datasets.GeneratorBasedBuilder):
             example = {name: row[name] for name in LONGVIDEO_QA_FEATURES if name != "video"}
             example["video"] = row["video_path"]  # stored as a path; decodes to a VideoDecoder
             yield row["id"], example  # ids are unique (validation rejects duplicates): the documented str key
+
+
+def _read_question_records(qa_file: str, qa_format: str) -> list[RawRecord]:
+    """The records of the question file; a file that holds none (empty, or a CSV with only its header) is an
+    error saying so, rather than "every question was rejected"."""
+    records = read_records(qa_file, qa_format)
+    if not records:
+        raise QAFileError(
+            f"{qa_file} holds no questions (it is empty, or a CSV with only its header row). Nothing was written; "
+            "check that this is the right file."
+        )
+    return records
+
+
+def _raise_if_nothing_kept(result: ValidationResult, qa_file: str, where: str) -> None:
+    if not result.rows:
+        examples = "; ".join(f"{r.location}: {r.reasons[0].message}" for r in result.rejected[:3])
+        raise ValueError(
+            f"Every question of {qa_file} was rejected ({result.reason_counts()}), e.g. {examples}. Nothing was "
+            f"written; {where}."
+        )
+
+
+def _log_validation(result: ValidationResult, videos_dir: str, *, cached: bool) -> None:
+    """Warn about every rejected row and unreferenced file (again on a cache hit: the cache hides nothing)."""
+    prefix = "(cached build) " if cached else ""
+    for row in result.rejected:
+        logger.warning(
+            f"{prefix}rejected {row.location} ({row.id or row.video}): "
+            + "; ".join(f"{i.code}: {i.message}" for i in row.reasons)
+        )
+    if result.unreferenced_files:
+        logger.warning(
+            f"{prefix}{len(result.unreferenced_files)} files in {videos_dir} are not mentioned by any question: "
+            f"{result.unreferenced_files[:10]}"
+        )
+    logger.info(f"{prefix}LongVideoQA: kept {len(result.rows)} questions, rejected {len(result.rejected)}.")
 
 
 @dataclass
@@ -244,18 +291,13 @@ def build_longvideo_qa(
         raise FileExistsError(
             f"{out_dir} already exists and is not empty; pass --overwrite to replace it, or choose another --out."
         )
-    result = validate_records(read_records(qa_file, qa_format), videos_dir, options, show_progress=show_progress)
-    if not result.rows:
-        examples = "; ".join(f"{r.location}: {r.reasons[0].message}" for r in result.rejected[:3])
-        raise ValueError(
-            f"Every question of {qa_file} was rejected ({result.reason_counts()}), e.g. {examples}. Nothing was written."
-        )
+    records = _read_question_records(qa_file, qa_format)
+    result = validate_records(records, videos_dir, options, show_progress=show_progress)
+    _raise_if_nothing_kept(result, qa_file, "fix the question file or --videos and build again")
     partial = f"{out_dir}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    by_split: dict[str, list[dict]] = {}
-    for row in result.rows:
-        by_split.setdefault(row["split"], []).append(row)
-    for split, rows in sorted(by_split.items()):
+    by_split = result.rows_by_split()
+    for split, rows in by_split.items():
         write_split(partial, split, rows, link=link, show_progress=show_progress)
     report_rel = os.path.relpath(next_report_path(partial, "build"), partial)
     write_json_atomic(os.path.join(partial, report_rel), result.to_report())
@@ -266,6 +308,4 @@ def build_longvideo_qa(
     })  # fmt: skip
     write_dataset_card(partial)
     _swap_into_place(partial, out_dir)
-    return BuildReport(
-        out_dir, result, {s: len(r) for s, r in sorted(by_split.items())}, os.path.join(out_dir, report_rel)
-    )
+    return BuildReport(out_dir, result, {s: len(r) for s, r in by_split.items()}, os.path.join(out_dir, report_rel))

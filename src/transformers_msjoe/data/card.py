@@ -18,8 +18,9 @@ from datasets import DatasetInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from .citation import MSJOE_CITATION
 from .schema import DATA_DIR, LONGVIDEO_QA_FEATURES, METADATA_FILENAME, STATE_DIR
-from .writer import list_splits, read_json, read_metadata
+from .writer import atomic_write, list_splits, read_json, read_metadata
 
 __all__ = [
     "DEFAULT_REPO_ID",
@@ -28,6 +29,7 @@ __all__ = [
     "read_card_fingerprint",
     "read_card_splits",
     "render_dataset_card",
+    "save_card",
     "write_dataset_card",
 ]
 
@@ -140,8 +142,9 @@ def render_dataset_card(root: str | os.PathLike | None = None, *, repo_id: str =
     """The card of a built folder (statistics + provenance), or the template card of the repo when `root` is None."""
     if root is None:
         return DatasetCard.from_template(
-            _card_data(["train"], None), template_path=TEMPLATE_PATH, repo_id=repo_id, stats=None, provenance=None
-        )
+            _card_data(["train"], None), template_path=TEMPLATE_PATH, repo_id=repo_id, stats=None, provenance=None,
+            citation=MSJOE_CITATION,
+        )  # fmt: skip
     root = os.fspath(root)
     rows_by_split = {split: read_metadata(root, split) for split in list_splits(root)}
     rows_by_split = {s: r for s, r in rows_by_split.items() if r}
@@ -150,18 +153,22 @@ def render_dataset_card(root: str | os.PathLike | None = None, *, repo_id: str =
     num_rows = sum(len(r) for r in rows_by_split.values())
     return DatasetCard.from_template(
         _card_data(sorted(rows_by_split), num_rows, content_fingerprint(root)), template_path=TEMPLATE_PATH, repo_id=repo_id,
-        stats=_stats(rows_by_split), provenance=_provenance_lines(root),
+        stats=_stats(rows_by_split), provenance=_provenance_lines(root), citation=MSJOE_CITATION,
     )  # fmt: skip
 
 
 def write_dataset_card(root: str | os.PathLike, *, repo_id: str = DEFAULT_REPO_ID) -> str:
     """(Re-)render `<root>/README.md` from the folder's current contents; returns its path."""
     path = os.path.join(os.fspath(root), "README.md")
-    card = render_dataset_card(root, repo_id=repo_id)
-    tmp = f"{path}.tmp"
-    card.save(tmp)
-    os.replace(tmp, path)
+    save_card(render_dataset_card(root, repo_id=repo_id), path)
     return path
+
+
+def save_card(card: DatasetCard, path: str | os.PathLike) -> None:
+    """`card.save(path)`, but atomic and durable (`writer.atomic_write`): a crash never leaves a truncated card,
+    which would drop the YAML `configs` that `load_dataset` needs."""
+    with atomic_write(path) as handle:
+        handle.write(str(card))  # what DatasetCard.save writes (UTF-8, no newline translation)
 
 
 def _default_config(root: str | os.PathLike) -> dict[str, Any] | None:

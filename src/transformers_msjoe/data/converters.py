@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -54,11 +55,20 @@ def split_llava_prompt(prompt: str) -> tuple[str, dict[str, str]]:
 
 
 def convert_llava_video_mcq(path: str | os.PathLike) -> Iterator[RawRecord]:
-    """Native question records from a LLaVA-Video-178K multiple-choice json (see the module docstring)."""
-    for record in read_qa_file(path):
+    """Native question records from a LLaVA-Video-178K multiple-choice json (see the module docstring).
+
+    Question ids are the record's `id`, plus `-r<record index>` when several records of the file share that id
+    (LLaVA-Video uses the video's id, repeated across records), plus `-t<turn>` when the record holds several
+    questions. Deterministic for a given file, and unique unless the source itself holds ids of that shape.
+    """
+    records = read_qa_file(path)
+    id_counts = Counter(str(r.fields["id"]) for r in records if "id" in r.fields)
+    for record_index, record in enumerate(records):
         fields = record.fields
         turns = fields.get("conversations")
         base_id = str(fields.get("id", record.location))
+        if id_counts[base_id] > 1:
+            base_id = f"{base_id}-r{record_index}"
         if not isinstance(turns, list) or not turns:
             problem = f"the record has no `conversations` list of human/gpt turns (got {turns!r:.60})"
             yield RawRecord(record.location, {**_common(fields), "id": base_id, CONVERSION_PROBLEMS_FIELD: [problem]})
@@ -68,7 +78,7 @@ def convert_llava_video_mcq(path: str | os.PathLike) -> Iterator[RawRecord]:
             question, options = split_llava_prompt(human)
             native = {
                 **_common(fields),
-                "id": base_id if len(pairs) == 1 else f"{base_id}-{turn}",
+                "id": base_id if len(pairs) == 1 else f"{base_id}-t{turn}",
                 "question": question,
                 "options": options,
                 "answer": gpt.strip(),

@@ -13,6 +13,13 @@ only the chunks with a missing row (whole, with the same seed), appending only t
 any point, torn last line included, ends in exactly the labels of an uninterrupted run. (Another
 `rows_per_batch` cuts other chunks: other, equally valid samples.)
 
+What the cache is keyed on: every `DifficultySettings` field, including `model_identity`, the identity of the
+weights and not only the model's name (the Hub commit of a Hub id, or a hash of the names, sizes and mtimes of
+a local folder's weight and config files), so retraining a local checkpoint in place never reuses old
+rollouts. `overwrite=True` relabels rows that already have a pass_rate, from this setting's cached rollouts when
+there are any; `recompute=True` discards those cached rollouts first and runs them again (same seed: the same
+samples unless the model, the code or the generation changed; change `seed` for new samples).
+
 Cost: uniform selection asks every rollout of a question for the same K frames, so each video is decoded once
 per chunk (`_DecodeOnceReader`), but the n rollouts are n sequences of one `generate` call, so the prompt
 (K frames of visual tokens) is prefilled n times: the core has no shared-prefix sampling. See docs/dataset.md.
@@ -21,11 +28,12 @@ per chunk (`_DecodeOnceReader`), but the n rollouts are n sequences of one `gene
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +47,7 @@ from .card import write_dataset_card
 from .schema import lettered_options, split_dir
 from .writer import (
     append_provenance,
+    atomic_write,
     folder_lock,
     list_splits,
     next_report_path,
@@ -55,7 +64,14 @@ if TYPE_CHECKING:
 
 logger = logging.get_logger(__name__)
 
-__all__ = ["PARSE_FAILURE_WARNING_RATE", "DifficultyReport", "DifficultySettings", "RolloutCache", "label_difficulty"]
+__all__ = [
+    "PARSE_FAILURE_WARNING_RATE",
+    "DifficultyReport",
+    "DifficultySettings",
+    "RolloutCache",
+    "label_difficulty",
+    "model_weights_identity",
+]
 
 PARSE_FAILURE_WARNING_RATE = 0.2  # above this share of unparsable answers, pass rates mostly measure formatting
 _EXAMPLES_KEPT = 3  # unparsable answer texts kept per row (cache) and per run (report)
@@ -72,6 +88,8 @@ class DifficultySettings:
         temperature / top_p: sampling of the answer turn.
         max_new_tokens: generation budget of the answer turn.
         seed: base seed; each chunk of rows derives its own from it and the ids it holds.
+        model_identity: what the weights are (`model_weights_identity(model)`); `label_difficulty` fills it in when
+            None. Part of the cache key, so new weights under the same name or path get new rollouts.
     """
 
     model: str
@@ -81,6 +99,7 @@ class DifficultySettings:
     top_p: float = 1.0
     max_new_tokens: int = 64
     seed: int = 0
+    model_identity: str | None = None
 
     def __post_init__(self):
         if self.num_rollouts < 1 or self.num_key_frames < 1 or self.max_new_tokens < 1:
@@ -97,6 +116,57 @@ class DifficultySettings:
         digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
         slug = re.sub(r"[^A-Za-z0-9]+", "-", os.path.basename(self.model.rstrip("/\\")))[:40].strip("-") or "model"
         return f"{slug}-n{self.num_rollouts}-k{self.num_key_frames}-{digest}.jsonl"
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+_IDENTITY_NAMES = ("config.json", "generation_config.json")  # change what a rollout means as much as weights do
+
+
+def model_weights_identity(model: str) -> str | None:
+    """Identify the weights behind `model` (a local folder or a Hub id) for the rollout cache key; None if unknown.
+
+    A local folder: `local:` + a hash of the relative names, sizes and mtimes of its weight files
+    (`*.safetensors`, `*.bin`, `*.pt`, `*.pth`, `*.gguf`) and configs, at any depth (an MSJoE checkpoint nests
+    the MLLM); hashing gigabytes of content on every run would cost minutes, and a retrained checkpoint always
+    changes size or mtime. A Hub id: `hub:` + the commit of the cached snapshot `from_pretrained` loaded (call
+    this after loading the model). Neither (a bare label, a model not in the Hub cache): None.
+    """
+    if os.path.isdir(model):
+        digest, found = hashlib.sha256(), False
+        for folder, dirs, names in os.walk(model):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                if name.endswith(_WEIGHT_SUFFIXES) or name in _IDENTITY_NAMES:
+                    path = os.path.join(folder, name)
+                    stat = os.stat(path)  # follows the symlinks of a Hub snapshot to the blobs
+                    digest.update(f"{os.path.relpath(path, model)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+                    found = True
+        return f"local:{digest.hexdigest()[:16]}" if found else None
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        cached = try_to_load_from_cache(model, "config.json")
+    except HFValidationError:
+        return None  # not a repo id (e.g. a path that does not exist)
+    if not isinstance(cached, str):
+        return None
+    snapshot = os.path.basename(os.path.dirname(cached))  # .../snapshots/<commit>/config.json
+    return f"hub:{snapshot}"
+
+
+def _with_model_identity(settings: DifficultySettings) -> DifficultySettings:
+    if settings.model_identity is not None:
+        return settings
+    identity = model_weights_identity(settings.model)
+    if identity is None:
+        logger.warning(
+            f"label-difficulty: cannot tell which weights {settings.model!r} names (neither a local folder with "
+            "weight files nor a model in the Hub cache), so cached rollouts are keyed on that name only; pass "
+            "--recompute (`recompute=True`) after changing the weights, or set `model_identity`."
+        )
+        return settings
+    return dataclasses.replace(settings, model_identity=identity)
 
 
 class RolloutCache:
@@ -145,6 +215,17 @@ class RolloutCache:
     def get(self, key: tuple[str, str]) -> dict[str, Any] | None:
         return self.records.get(key)
 
+    def discard(self, keys: Iterable[tuple[str, str]]) -> int:
+        """Forget the records of `keys` (rewriting the file atomically); returns how many there were."""
+        gone = [key for key in set(keys) if key in self.records]
+        if not gone:
+            return 0
+        for key in gone:
+            del self.records[key]
+        with atomic_write(self.path) as handle:
+            handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in self.records.values())
+        return len(gone)
+
     def append(self, record: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -161,6 +242,7 @@ class DifficultyReport:
     computed: int = 0  # rows whose rollouts ran in this call
     from_cache: int = 0  # rows whose rollouts came from an earlier (interrupted) run
     skipped_already_labelled: int = 0  # rows that had a pass_rate and `overwrite` was off
+    discarded_from_cache: int = 0  # cached rollouts thrown away by `recompute` (then computed again)
     rollouts: int = 0  # answers behind the labels written
     unparsed_rollouts: int = 0  # of those, answers without a parsable option letter (counted as wrong)
     parse_failure_rate: float | None = None  # unparsed_rollouts / rollouts (None: nothing labelled)
@@ -175,7 +257,7 @@ class DifficultyReport:
             f"{self.unparsed_rollouts} of {self.rollouts} answers ({self.parse_failure_rate:.0%}) gave no option letter "
             f"and count as wrong, so these pass rates understate the model (answers that never parse give pass_rate 0 "
             f"everywhere). Examples: {self.unparsed_examples}. Raise --max-new-tokens, or use an instruction-tuned "
-            "model that follows the answer format, then relabel with --overwrite."
+            "model that follows the answer format, then relabel with --recompute."
         )
 
 
@@ -279,6 +361,17 @@ def _write_labels(
     report.parse_failure_rate = report.unparsed_rollouts / report.rollouts if report.rollouts else None
 
 
+def _record_run(root: str, settings: DifficultySettings, run: dict[str, Any], report: DifficultyReport) -> None:
+    """Under the folder lock: the run's report, its provenance step and the re-rendered card."""
+    report.report_path = next_report_path(root, "label-difficulty")
+    write_json_atomic(report.report_path, {"settings": asdict(settings), **run, **asdict(report)})
+    append_provenance(root, "label-difficulty", {
+        **asdict(settings), "selection": "uniform", **run, "labelled": report.labelled, "failed": len(report.failed),
+        "parse_failure_rate": report.parse_failure_rate,
+    })  # fmt: skip
+    write_dataset_card(root)
+
+
 def label_difficulty(
     root: str | os.PathLike,
     model: MSJoEForVideoQA,
@@ -286,6 +379,7 @@ def label_difficulty(
     *,
     splits: Sequence[str] | None = None,
     overwrite: bool = False,
+    recompute: bool = False,
     rows_per_batch: int = 1,
     generation_kwargs: Mapping[str, Any] | None = None,
     show_progress: bool = True,
@@ -295,6 +389,11 @@ def label_difficulty(
     Args:
         model: the base MLLM wrapped by `load_msjoe_model` / `MSJoEForVideoQA.from_mllm` (uniform selection
             needs neither CLIP nor a trained sampler).
+        settings: what a pass rate means; a None `model_identity` is filled in from `settings.model`
+            (`model_weights_identity`).
+        overwrite: also relabel rows that already have a pass_rate (from this setting's cached rollouts if any).
+        recompute: discard this setting's cached rollouts of the selected rows and run them again; implies
+            `overwrite`. A crash midway is resumed by a rerun without `recompute`.
         rows_per_batch: questions whose rollouts share one `generate` call (n x rows_per_batch sequences); part of
             what the labels are (the chunks and their seeds), recorded in the provenance.
         generation_kwargs: extra `generate` arguments on top of the sampling settings (not part of the cache key:
@@ -305,6 +404,8 @@ def label_difficulty(
     if rows_per_batch < 1:
         raise ValueError(f"rows_per_batch must be >= 1, got {rows_per_batch}.")
     verify_layout(root).raise_if_broken(f"label {root!r}")
+    overwrite = overwrite or recompute
+    settings = _with_model_identity(settings)
     cache = RolloutCache(state_path(root, "difficulty", settings.cache_name()))
     report = DifficultyReport(cache_path=cache.path)
     gen = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p, "max_new_tokens": settings.max_new_tokens, **(generation_kwargs or {})}  # fmt: skip
@@ -315,23 +416,18 @@ def label_difficulty(
             todo = [r for r in rows if overwrite or r["pass_rate"] is None]
             report.skipped_already_labelled += len(rows) - len(todo)
             targets[split] = {r["id"] for r in todo}
+            if recompute:
+                report.discarded_from_cache += cache.discard((split, r["id"]) for r in todo)
             chunks = [todo[i : i + rows_per_batch] for i in range(0, len(todo), rows_per_batch)]
             for chunk in tqdm(chunks, desc=f"{split}: rollouts", disable=not show_progress):
                 missing = {r["id"] for r in chunk if (split, r["id"]) not in cache}
                 report.from_cache += len(chunk) - len(missing)
                 if missing:
                     _label_chunk(model, root, split, chunk, missing, settings, gen, cache, report)
+        run = {"rows_per_batch": rows_per_batch, "recompute": recompute}
         with folder_lock(root):
             _write_labels(root, targets, overwrite, cache, report)
-            report.report_path = next_report_path(root, "label-difficulty")
-            write_json_atomic(
-                report.report_path, {"settings": asdict(settings), "rows_per_batch": rows_per_batch, **asdict(report)}
-            )
-            append_provenance(root, "label-difficulty", {
-                **asdict(settings), "selection": "uniform", "rows_per_batch": rows_per_batch, "labelled": report.labelled,
-                "failed": len(report.failed), "parse_failure_rate": report.parse_failure_rate,
-            })  # fmt: skip
-            write_dataset_card(root)
+            _record_run(root, settings, run, report)
     if (warning := report.parse_warning()) is not None:
-        logger.warning(f"label-difficulty: {warning}")
+        logger.warning(f"label-difficulty: {warning}")  # the one place it is shown (the CLI prints only counts)
     return report

@@ -2,21 +2,26 @@
 
 Every dropped row is written with its reasons to `.msjoe/reports/filter-<n>.json` (nothing silently
 dropped); videos that no remaining question uses are deleted from the folder (listed in the same report),
-so a push uploads only what the dataset references. `dry_run=True` computes the same report and changes
-nothing.
+so a push uploads only what the dataset references. That includes files in the filtered splits' `videos/`
+folders that no row referenced in the first place (copied in by hand, or left by a filter that died between
+its metadata write and its deletions): `unreferenced_deleted` in the report. `prune_unreferenced` deletes only
+those, with no criteria (`msjoe data prune`, what `push` advises). `dry_run=True` computes the same report and
+changes nothing.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .card import write_dataset_card
-from .schema import DATA_DIR, METADATA_FILENAME, split_dir
+from .schema import DATA_DIR, METADATA_FILENAME, VIDEOS_SUBDIR, split_dir
 from .writer import (
+    LayoutReport,
     append_provenance,
     folder_lock,
     list_splits,
@@ -28,7 +33,7 @@ from .writer import (
     write_metadata,
 )
 
-__all__ = ["FilterCriteria", "FilterReport", "filter_dataset"]
+__all__ = ["FilterCriteria", "FilterReport", "PruneReport", "filter_dataset", "prune_unreferenced"]
 
 UnlabelledPolicy = Literal["error", "keep", "drop"]
 
@@ -91,6 +96,7 @@ class FilterReport:
     kept: dict[str, int] = field(default_factory=dict)  # split -> rows kept
     dropped_rows: list[dict[str, Any]] = field(default_factory=list)  # {"split", "id", "video_id", "reasons"}
     deleted_videos: list[str] = field(default_factory=list)  # relative to the folder
+    unreferenced_deleted: list[str] = field(default_factory=list)  # in videos/ but used by no row even before
     removed_splits: list[str] = field(default_factory=list)
     report_path: str | None = None
     dry_run: bool = False
@@ -122,11 +128,38 @@ def filter_dataset(
         return _filter_locked(root, criteria, splits, dry_run)
 
 
+def _unreferenced_in(layout: LayoutReport, splits: Sequence[str] | None) -> list[str]:
+    """The entries of `layout.unreferenced_files` in the managed `data/<split>/videos/` of `splits`; all of them
+    (orphan folders under data/ included) when `splits` is None."""
+    if splits is None:
+        return list(layout.unreferenced_files)
+    prefixes = tuple(f"{DATA_DIR}/{split}/{VIDEOS_SUBDIR}/" for split in splits)
+    return [f for f in layout.unreferenced_files if f.startswith(prefixes)]
+
+
+def _delete_files(root: str, paths: Sequence[str]) -> None:
+    """Delete `paths` (relative to root), then every folder under data/ they left empty."""
+    for rel in paths:
+        _delete(root, rel)
+    for folder, _, names in sorted(os.walk(os.path.join(root, DATA_DIR)), reverse=True)[:-1]:  # never data/ itself
+        if not names and not os.listdir(folder):
+            os.rmdir(folder)
+
+
+def _delete(root: str, rel: str) -> None:
+    path = os.path.join(root, rel)
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)  # a folder inside videos/ is never part of the layout
+    else:
+        os.remove(path)
+
+
 def _filter_locked(root: str, criteria: FilterCriteria, splits: Sequence[str] | None, dry_run: bool) -> FilterReport:
-    verify_layout(root).raise_if_broken(f"filter {root!r}")
+    layout = verify_layout(root)
+    layout.raise_if_broken(f"filter {root!r}")
     rows_by_split = {split: read_metadata(root, split) for split in resolve_splits(root, splits)}
     _check_unlabelled(rows_by_split, criteria)
-    report = FilterReport(dry_run=dry_run)
+    report = FilterReport(dry_run=dry_run, unreferenced_deleted=_unreferenced_in(layout, splits))
     kept_by_split: dict[str, list[dict[str, Any]]] = {}
     for split, rows in rows_by_split.items():
         kept_by_split[split] = []
@@ -152,22 +185,52 @@ def _filter_locked(root: str, criteria: FilterCriteria, splits: Sequence[str] | 
     write_json_atomic(report.report_path, {"criteria": asdict(criteria), **asdict(report)})
     if dry_run:
         return report
-    _apply(root, kept_by_split, report)
-    append_provenance(root, "filter", {**{k: v for k, v in asdict(criteria).items() if v is not None}, "dropped": len(report.dropped_rows), "kept": sum(report.kept.values())})  # fmt: skip
+    _write_kept(root, kept_by_split)
+    append_provenance(root, "filter", {**{k: v for k, v in asdict(criteria).items() if v is not None}, "dropped": len(report.dropped_rows), "kept": sum(report.kept.values()), "unreferenced_deleted": len(report.unreferenced_deleted)})  # fmt: skip
     write_dataset_card(root)
+    _delete_files(root, [*report.deleted_videos, *report.unreferenced_deleted])
     return report
 
 
-def _apply(root: str, kept_by_split: dict[str, list[dict[str, Any]]], report: FilterReport) -> None:
-    """Metadata first (atomic), then the files it no longer references, then empty split folders."""
+def _write_kept(root: str, kept_by_split: dict[str, list[dict[str, Any]]]) -> None:
+    """Each split's new metadata (atomic), or no metadata for an emptied split.
+
+    Files are deleted only after this, the provenance and the card are written: a crash in between leaves a
+    consistent folder with unused videos, which `verify_layout` lists and `prune_unreferenced` (or this filter
+    again) deletes.
+    """
     for split, rows in kept_by_split.items():
         if rows:
             write_metadata(root, split, rows)
         else:
             os.remove(os.path.join(split_dir(root, split), METADATA_FILENAME))
-    for rel in report.deleted_videos:
-        os.remove(os.path.join(root, rel))
-    for split in report.removed_splits:
-        for folder, _, names in sorted(os.walk(split_dir(root, split)), reverse=True):
-            if not names:
-                os.rmdir(folder)
+
+
+@dataclass
+class PruneReport:
+    deleted: list[str] = field(default_factory=list)  # relative to the folder
+    report_path: str | None = None
+    dry_run: bool = False
+
+
+def prune_unreferenced(root: str | os.PathLike, *, dry_run: bool = False) -> PruneReport:
+    """Delete what `verify_layout` lists as unreferenced (`msjoe data prune`): files in `data/<split>/videos/` that
+    no row references, and folders under data/ that hold no split's metadata.
+
+    What `push` refuses and advises this for: videos copied in by hand, or left by a `filter` that died between
+    its metadata write and its deletions. Nothing outside data/ is touched; the deleted paths go
+    to `.msjoe/reports/prune-<n>.json` and the provenance. Runs under the folder's write lock.
+    """
+    root = os.fspath(root)
+    with folder_lock(root):
+        layout = verify_layout(root)
+        layout.raise_if_broken(f"prune {root!r}")
+        report = PruneReport(deleted=_unreferenced_in(layout, None), dry_run=dry_run)
+        report.report_path = next_report_path(root, "prune-dry-run" if dry_run else "prune")
+        write_json_atomic(report.report_path, asdict(report))
+        if dry_run or not report.deleted:
+            return report
+        append_provenance(root, "prune", {"unreferenced_deleted": len(report.deleted)})
+        write_dataset_card(root)
+        _delete_files(root, report.deleted)
+    return report

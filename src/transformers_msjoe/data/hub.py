@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Any
 
 import datasets
@@ -21,6 +22,7 @@ PUSH_IGNORE_PATTERNS = [
     f"{STATE_DIR}/difficulty/**",
     f"{STATE_DIR}/reports/**",
     f"{STATE_DIR}/{LOCK_FILENAME}",
+    "*.tmp",  # left by an interrupted atomic write (`writer.atomic_write`), at the top level or below
     "**/*.tmp",
 ]
 
@@ -90,7 +92,8 @@ def _push_locked(
     if report.unreferenced_files:
         raise LayoutError(
             f"{len(report.unreferenced_files)} videos in {folder!r} are used by no question (e.g. "
-            f"{report.unreferenced_files[:3]}); they would be uploaded for nothing. Delete them, or run `msjoe data filter`."
+            f"{report.unreferenced_files[:3]}); they would be uploaded for nothing. Delete them with "
+            f"`msjoe data prune {shlex.quote(folder)}` (or `transformers_msjoe.data.prune_unreferenced`), then push again."
         )
     write_dataset_card(folder, repo_id=repo_id)
     api = HfApi(token=token)

@@ -1,13 +1,17 @@
 """Reading question files (jsonl, json, csv) into raw records that remember where each came from.
 
-A file that is not valid JSON / CSV is an error naming the line (a corrupt file means something upstream
-went wrong; guessing which rows survived would drop data silently). Row-level problems are not errors here:
+A file that is not valid JSON / CSV, or not UTF-8, is an error naming the line (a corrupt file means something
+upstream went wrong; guessing which rows survived would drop data silently). A UTF-8 byte-order mark (what Excel
+writes in "CSV UTF-8") is accepted and removed: kept, it would glue itself to the first CSV column name and turn
+`id` into an unknown field. Row-level problems are not errors here:
 they are judged, and reported, by `validation.validate_records`.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -50,34 +54,53 @@ def read_qa_file(path: str | os.PathLike) -> list[RawRecord]:
     return list(readers[suffix](path))
 
 
+def _read_text(path: str) -> str:
+    """The file decoded as UTF-8 without a leading byte-order mark; a QAFileError naming the line if it is not UTF-8.
+
+    Decoded whole (not line by line through `open`) so that a bad byte can be located: the error of a text
+    stream gives only an offset into its internal buffer.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        found = "it starts with a UTF-16 byte-order mark" if utf16 else f"byte 0x{data[err.start]:02x} is not UTF-8"
+        raise QAFileError(
+            f"{path} line {line}: the file is not UTF-8 text ({found}; {err.reason} at byte {err.start}). Re-save it "
+            'as UTF-8 (in Excel: Save As > "CSV UTF-8"; or `iconv -f <its encoding> -t utf-8 in > out`).'
+        ) from err
+
+
 def _read_jsonl(path: str) -> Iterator[RawRecord]:
     name = os.path.basename(path)
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise QAFileError(
-                    f"{path} line {line_number}: not valid JSON ({err.msg} at column {err.colno}). Each line must be "
-                    "one JSON object; fix or remove that line."
-                ) from err
-            if not isinstance(value, dict):
-                raise QAFileError(f"{path} line {line_number}: expected a JSON object, got {type(value).__name__}.")
-            yield RawRecord(f"{name}:{line_number}", value)
+    # split on "\n" only: str.splitlines would also split inside JSON strings holding raw U+2028 / U+2029
+    for line_number, line in enumerate(_read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise QAFileError(
+                f"{path} line {line_number}: not valid JSON ({err.msg} at column {err.colno}). Each line must be "
+                "one JSON object; fix or remove that line."
+            ) from err
+        if not isinstance(value, dict):
+            raise QAFileError(f"{path} line {line_number}: expected a JSON object, got {type(value).__name__}.")
+        yield RawRecord(f"{name}:{line_number}", value)
 
 
 def _read_json(path: str) -> Iterator[RawRecord]:
     name = os.path.basename(path)
-    with open(path, encoding="utf-8") as handle:
-        try:
-            value = json.load(handle)
-        except json.JSONDecodeError as err:
-            raise QAFileError(
-                f"{path} line {err.lineno}: not valid JSON ({err.msg} at column {err.colno}). Fix the file, or write "
-                "one object per line as .jsonl."
-            ) from err
+    try:
+        value = json.loads(_read_text(path))
+    except json.JSONDecodeError as err:
+        raise QAFileError(
+            f"{path} line {err.lineno}: not valid JSON ({err.msg} at column {err.colno}). Fix the file, or write "
+            "one object per line as .jsonl."
+        ) from err
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise QAFileError(f"{path}: a .json question file must hold a list of objects, got {type(value).__name__}.")
     for index, record in enumerate(value):
@@ -87,7 +110,7 @@ def _read_json(path: str) -> Iterator[RawRecord]:
 def _read_csv(path: str) -> Iterator[RawRecord]:
     """CSV with a header row; `options` holds a JSON list (or use columns option0, option1, ...)."""
     name = os.path.basename(path)
-    with open(path, encoding="utf-8", newline="") as handle:
+    with io.StringIO(_read_text(path), newline="") as handle:
         reader = csv.reader(handle, strict=True)
         try:
             header = next(reader)

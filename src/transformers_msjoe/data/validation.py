@@ -4,8 +4,8 @@ Checks, each with a reason code in the report:
   conversion_problem (what a converter could not turn into a question), missing_video, ambiguous_video,
   unsupported_container, undecodable_video (open + decode probe frames with the core `open_video`),
   video_id_conflict, duplicate_id, duplicate_question, empty_question, bad_options, option_count,
-  duplicate_options, missing_answer, answer_not_in_options, bad_pass_rate, bad_duration, duration_mismatch,
-  bad_split.
+  duplicate_options, missing_answer, answer_not_in_options, ambiguous_answer, bad_pass_rate, bad_duration,
+  duration_mismatch, bad_split.
 Duplicates (ids, questions, video ids) are judged against the rows kept so far: the first VALID copy is kept,
 every other copy is rejected naming it. Files in the video folder that no question mentions are reported (not
 an error); so are unknown fields.
@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..prompts import letter_options, parse_answer
+from ..prompts import letter_options
 from ..video_io import VideoDecodeError, VideoInfo, open_video, plan_uniform_timestamps
 from .qa_files import RawRecord
 from .schema import (
@@ -81,6 +81,25 @@ class ValidationResult:
 
     def reason_counts(self) -> dict[str, int]:
         return dict(Counter(issue.code for row in self.rejected for issue in row.reasons))
+
+    def rows_by_split(self) -> dict[str, list[dict[str, Any]]]:
+        """The accepted rows grouped by split, splits in sorted order, rows in file order within each."""
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for row in self.rows:
+            grouped.setdefault(row["split"], []).append(row)
+        return dict(sorted(grouped.items()))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationResult:
+        """The inverse of `dataclasses.asdict(result)`: how the builder reloads the report of a cached build."""
+        rejected = [
+            RejectedRow(r["location"], r["id"], r["video"], [Issue(**issue) for issue in r["reasons"]])
+            for r in data["rejected"]
+        ]
+        return cls(
+            list(data["rows"]), rejected, list(data["unreferenced_files"]), dict(data["ignored_fields"]),
+            list(data.get("notes", [])),
+        )  # fmt: skip
 
     def to_report(self) -> dict[str, Any]:
         """JSON-ready report: counts, every rejected row with its reasons, unreferenced files, notes."""
@@ -190,21 +209,63 @@ def _normalize_options(raw: Any, opts: ValidationOptions) -> list[str] | Issue:
     return texts
 
 
+# A ground-truth key written as a letter: "B", "b", "B.", "B)", "B:", "(B)", "[B]", optionally followed by that
+# option's text ("B. blue", "(B) blue"). A letter needs a delimiter before any text, so "Blue" is not "B" + "lue".
+_ANSWER_LETTER = re.compile(
+    r"^(?:\((?P<paren>[A-Za-z])\)|\[(?P<bracket>[A-Za-z])\]|(?P<bare>[A-Za-z])(?:[.):]|$))\s*(?P<rest>.*)$", re.DOTALL
+)
+
+
+def _same_text(a: str, b: str) -> bool:
+    """Option texts compared as people write them: case, runs of spaces and a final period do not matter."""
+
+    def norm(t: str) -> str:
+        return " ".join(t.casefold().split()).rstrip(".").rstrip()
+
+    return norm(a) == norm(b)
+
+
 def _normalize_answer(raw: Any, texts: Sequence[str]) -> str | Issue:
+    """The answer key as a letter: a letter (optionally decorated, optionally with its option's text) or one
+    option's text. Reject, never guess, when the two readings disagree.
+
+    Why strict: this is ground truth, so the lenient model-output parser (`prompts.parse_answer`, which finds "B"
+    in "The answer is B, not A") must not be used, and a key such as "C" with options ["C", "B", "A"] is
+    ambiguous (letter C, or the text of option A): a silently wrong key corrupts the pass rate and the reward.
+    """
     letters = list(OPTION_LETTERS[: len(texts)])
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return Issue("missing_answer", "the row has no answer; give the correct option's letter")
     if not isinstance(raw, str):
         return Issue("answer_not_in_options", f"answer {raw!r} is not text: give the option letter (e.g. 'B') or the option's text (numbers are ambiguous: 0- or 1-based?)")  # fmt: skip
-    text = raw.strip()
-    if len(text) == 1 and text.upper() in letters:
-        return text.upper()
-    if text in texts:
-        return letters[texts.index(text)]
-    parsed = parse_answer(text, letters).option
-    if parsed is not None:
-        return parsed
-    return Issue("answer_not_in_options", f"answer {text!r:.60} is neither one of the option letters {letters[0]}-{letters[-1]} nor an option's text")  # fmt: skip
+    key = raw.strip()
+    by_text = next((i for i, t in enumerate(texts) if _same_text(key, t)), None)  # options are unique (casefold)
+    match = _ANSWER_LETTER.match(key)
+    if match is None:
+        if by_text is not None:
+            return letters[by_text]
+        return Issue("answer_not_in_options", f"answer {key!r:.60} is neither one of the option letters {letters[0]}-{letters[-1]} (e.g. 'B' or 'B. <its text>') nor an option's exact text")  # fmt: skip
+    letter = (match["paren"] or match["bracket"] or match["bare"]).upper()
+    rest = match["rest"].strip()
+    by_letter = letters.index(letter) if letter in letters else None
+    letter_agrees = by_letter is not None and (not rest or _same_text(rest, texts[by_letter]))
+    if by_text is not None:
+        if by_letter == by_text or (rest and not letter_agrees):
+            return letters[by_text]  # e.g. "A. Lincoln" is option B's exact text, and not "A" + option A's text
+        return Issue(
+            "ambiguous_answer",
+            f"answer {key!r:.60} is both the letter {letter} and the text of option {letters[by_text]} "
+            f"({texts[by_text]!r:.40}); give the letter with its text (e.g. '{letters[by_text]}. {texts[by_text]:.20}')",
+        )
+    if by_letter is None:
+        return Issue("answer_not_in_options", f"answer {key!r:.60} names option {letter}, but the options are {letters[0]}-{letters[-1]}")  # fmt: skip
+    if not letter_agrees:
+        return Issue(
+            "ambiguous_answer",
+            f"answer {key!r:.60} names option {letter}, but option {letter} is {texts[by_letter]!r:.40}, not "
+            f"{rest!r:.40}; fix the letter or the text",
+        )
+    return letter
 
 
 def _normalize_fields(record: RawRecord, opts: ValidationOptions, issues: list[Issue]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Writing and reading the Hub layout (see `schema` for the tree): metadata parquet, videos, state files.
 
-Every write that replaces a file goes through a temporary file and `os.replace`, and a new folder is built
-next to its destination and renamed into place, so a crash never leaves a half-written file.
+Every write that replaces a file goes through `atomic_write` (a temporary file in the same folder, fsync'ed,
+then `os.replace`d), and a new folder is built next to its destination and renamed into place, so a crash or a
+power loss never leaves a half-written file under the final name.
 
 Several tools may work on one built folder at once (say `label-difficulty` running for hours while `filter` or
 `card` runs): every read-modify-write of the folder's metadata, provenance and card happens under
@@ -14,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,6 +40,7 @@ __all__ = [
     "LayoutError",
     "LayoutReport",
     "append_provenance",
+    "atomic_write",
     "folder_lock",
     "list_splits",
     "next_report_path",
@@ -101,14 +103,54 @@ def next_report_path(root: str | os.PathLike, stem: str) -> str:
     return path
 
 
-def write_json_atomic(path: str, payload: Any) -> None:
-    """Write JSON through a temporary file in the same folder, then rename over `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, *, binary: bool = False) -> Iterator[IO]:
+    """Yield a handle on a temporary file next to `path`; on success it is fsync'ed and renamed onto `path`.
+
+    Why each step: the temporary file lives in the same folder so `os.replace` is an atomic rename (readers see
+    the old file or the new one, never a part); the fsync before the rename makes sure a power loss cannot leave
+    the new name pointing at data still in the page cache (an empty or truncated file); the folder is fsync'ed
+    after it so the rename itself survives. On an error the temporary file is removed and `path` is untouched.
+    Text mode writes UTF-8 with no newline translation.
+    """
+    path = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False, encoding="utf-8") as handle:
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # os.open with 0o666 (less the umask) like open(); mkstemp's 0600 would hide the file from the rest of a team
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: str) -> None:
+    """Persist a rename in `folder` (POSIX; a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a folder; the file itself is already durable
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: str, payload: Any) -> None:
+    """Write JSON to `path` atomically and durably (`atomic_write`)."""
+    with atomic_write(path) as handle:
         json.dump(payload, handle, indent=2, ensure_ascii=False)
         handle.write("\n")
-    os.replace(handle.name, path)
 
 
 def read_json(path: str, default: Any = None) -> Any:
@@ -178,9 +220,8 @@ def write_metadata(root: str | os.PathLike, split: str, rows: Sequence[dict[str,
         [{k: row.get(k) for k in METADATA_FEATURES} for row in rows], schema=METADATA_FEATURES.arrow_schema
     )
     path = os.path.join(folder, METADATA_FILENAME)
-    tmp = f"{path}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path, binary=True) as handle:
+        pq.write_table(table, handle)
     return path
 
 
@@ -221,7 +262,8 @@ class LayoutReport:
 
     splits: dict[str, int] = field(default_factory=dict)  # split -> rows
     problems: list[str] = field(default_factory=list)
-    unreferenced_files: list[str] = field(default_factory=list)  # under data/<split>/videos, relative to root
+    # relative to root: files in data/<split>/videos that no row references, and files under data/ outside every split
+    unreferenced_files: list[str] = field(default_factory=list)
 
     def raise_if_broken(self, action: str) -> None:
         if self.problems:
@@ -230,6 +272,23 @@ class LayoutReport:
                 + "; ".join(self.problems[:5])
                 + (f" (+{len(self.problems) - 5} more)" if len(self.problems) > 5 else "")
             )
+
+
+def _orphans_under_data(root: str) -> list[str]:
+    """Files under data/ outside every split folder (e.g. the videos of a split whose metadata a `filter` removed
+    before it died): the loader ignores them, but a push would upload them."""
+    data, splits, found = os.path.join(root, DATA_DIR), set(list_splits(root)), []
+    for name in sorted(os.listdir(data)):
+        path = os.path.join(data, name)
+        if name in splits:
+            continue
+        if not os.path.isdir(path):
+            found.append(f"{DATA_DIR}/{name}")
+            continue
+        for folder, dirs, names in os.walk(path):
+            dirs.sort()
+            found += [os.path.relpath(os.path.join(folder, n), root).replace(os.sep, "/") for n in sorted(names)]
+    return found
 
 
 def verify_layout(root: str | os.PathLike) -> LayoutReport:
@@ -261,6 +320,7 @@ def verify_layout(root: str | os.PathLike) -> LayoutReport:
         report.unreferenced_files += [
             f"{DATA_DIR}/{split}/{VIDEOS_SUBDIR}/{n}" for n in present if f"{VIDEOS_SUBDIR}/{n}" not in referenced
         ]
+    report.unreferenced_files += _orphans_under_data(root)
     if not report.splits and not report.problems:
         report.problems.append(f"{root!r} has no data/<split>/{METADATA_FILENAME}; build it with `msjoe data build`")
     card_splits = read_card_splits(root)
