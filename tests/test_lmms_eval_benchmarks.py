@@ -10,7 +10,14 @@ import sys
 import datasets
 import pytest
 import yaml
-from fixtures.lmms_eval import LONGVIDEOBENCH_ROWS, LVBENCH_ROWS, MLVU_ROWS, VIDEOMME_ROWS
+from fixtures.lmms_eval import (
+    LONGVIDEOBENCH_ROWS,
+    LVBENCH_ROWS,
+    MLVU_ROWS,
+    VIDEOMME_ROWS,
+    write_benchmarks,
+    write_task_overrides,
+)
 
 from transformers_msjoe.cli.main import main
 from transformers_msjoe.lmms_eval_plugin import TASK_NAMES, tasks_path
@@ -151,8 +158,10 @@ def test_add_msjoe_fields_and_open_question_warning(caplog):
     assert out[MSJOE_OPTIONS][2] == [] and len(out[MSJOE_OPTIONS][0]) == 4
     assert "1 of 3 docs have no options" in caplog.text
     assert out.column_names[: len(dataset.column_names)] == dataset.column_names  # official fields untouched
-    with pytest.raises(ValueError, match="Unknown benchmark"):
+    with pytest.raises(ValueError, match="Unknown benchmark 'mvbench'; known"):
         add_msjoe_fields(dataset, "mvbench")
+    with pytest.raises(ValueError, match="Unknown benchmark 'mvbench'; known"):
+        official_task_utils("mvbench")
 
 
 # ---------------------------------------------------------------------------------------------- videos
@@ -245,3 +254,30 @@ def test_tasks_path_command(capsys):
             if name.endswith(".yaml"):
                 found.add(_simple_yaml(os.path.join(root, name))["task"])
     assert found == set(TASK_NAMES)
+
+
+def test_task_yaml_headers_say_msjoe_only_logs_the_task_prompt():
+    """msjoe answers with its own templates (the task's doc_to_text is only logged): no header may claim that msjoe
+    sees the official prompt."""
+    for root, _, files in os.walk(tasks_path()):
+        for name in files:
+            if name.endswith(".yaml") and name != "msjoe_videomme_long.yaml":  # that one includes msjoe_videomme's
+                with open(os.path.join(root, name)) as handle:
+                    header = " ".join(line.lstrip("# ").strip() for line in handle if line.startswith("#"))
+                assert "same prompt" not in header, name
+                assert "same scorer and aggregation" in header and "the task prompt is only logged" in header, name
+
+
+def test_offline_override_folder_holds_every_task(tmp_path):
+    """The documented offline recipe: an override folder passed *instead of* the package folder must hold every
+    msjoe_* task, each pointed at the local copy (msjoe_videomme_long at the Video-MME one)."""
+    from lmms_eval.tasks import TaskManager
+
+    copies = write_benchmarks(tmp_path / "data")
+    manager = TaskManager("WARNING", include_path=write_task_overrides(tmp_path / "tasks", copies, tasks_path()), include_defaults=False)  # fmt: skip
+    assert set(TASK_NAMES) <= set(manager.all_tasks)
+    for task in TASK_NAMES:
+        benchmark = "msjoe_videomme" if task == "msjoe_videomme_long" else task
+        config = manager._get_config(task)
+        assert (config["task"], config["dataset_path"]) == (task, copies[benchmark].dataset_path)
+    assert manager._get_config("msjoe_videomme_long")["process_docs"].__name__ == "process_docs_long"

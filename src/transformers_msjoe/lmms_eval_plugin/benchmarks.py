@@ -37,6 +37,7 @@ __all__ = [
     "MSJOE_QUESTION",
     "Benchmark",
     "add_msjoe_fields",
+    "get_benchmark",
     "official_task_utils",
 ]
 
@@ -173,6 +174,13 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
+def get_benchmark(name: str) -> Benchmark:
+    """`BENCHMARKS[name]`, or an error listing the known names (the one place an unknown benchmark is caught)."""
+    if name not in BENCHMARKS:
+        raise ValueError(f"Unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}.")
+    return BENCHMARKS[name]
+
+
 def _msjoe_fields(doc: dict[str, Any], benchmark: str) -> dict[str, Any]:
     question, options = BENCHMARKS[benchmark].question_and_options(doc)
     return {MSJOE_QUESTION: question, MSJOE_OPTIONS: options}
@@ -184,8 +192,7 @@ def add_msjoe_fields(dataset: Any, benchmark: str) -> Any:
     Docs whose options cannot be found (possible only for benchmarks that embed them in the question) are
     kept as open questions and counted in a warning.
     """
-    if benchmark not in BENCHMARKS:
-        raise ValueError(f"Unknown benchmark {benchmark!r}; known: {sorted(BENCHMARKS)}.")
+    get_benchmark(benchmark)  # an unknown name fails before the map
     dataset = dataset.map(_msjoe_fields, fn_kwargs={"benchmark": benchmark}, desc=f"msjoe fields ({benchmark})")
     open_questions = sum(1 for options in dataset[MSJOE_OPTIONS] if not options)
     if open_questions:
@@ -200,6 +207,4 @@ def official_task_utils(benchmark: str) -> ModuleType:
     """lmms-eval's own `lmms_eval.tasks.<benchmark>.utils` (the official prompt, scorer and aggregation)."""
     from .._compat import import_lmms_eval_task_utils
 
-    if benchmark not in BENCHMARKS:
-        raise ValueError(f"Unknown benchmark {benchmark!r}; known: {sorted(BENCHMARKS)}.")
-    return import_lmms_eval_task_utils(benchmark)
+    return import_lmms_eval_task_utils(get_benchmark(benchmark).name)

@@ -19,6 +19,7 @@ import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 import torch
@@ -39,14 +40,37 @@ logger = logging.get_logger(__name__)
 
 __all__ = ["MSJoELmmsEvalModel"]
 
-# MSJoEConfig fields settable from `--model_args` (the composed models and CLIP have their own arguments).
+# MSJoEConfig fields settable from `--model_args` (the composed models and CLIP have their own arguments;
+# `sampler_is_trained` is a fact about the loaded weights, read from the checkpoint, never set by hand).
 CONFIG_ARGS = tuple(
     name
     for name in MSJoEConfig.__annotations__
-    if name not in ("mllm_config", "sampler_config", "clip_model_name", "clip_pretrained", "tie_word_embeddings")
+    if name
+    not in (
+        "mllm_config",
+        "sampler_config",
+        "clip_model_name",
+        "clip_pretrained",
+        "sampler_is_trained",
+        "tie_word_embeddings",
+    )
 )
+# lmms-eval marks the requests it adds to even out the ranks (`evaluator._clone_padding_request`, and a rank with
+# no docs in `Task.build_all_requests`); drift test: tests/test_lmms_eval_model.py::test_compat_padding_requests_are_marked
+PADDING_FLAG = "__padding_only__"
 SELECTION_OPTION_PREFIX = "selection."  # `selection.temperature=0.5` -> selector option `temperature`
 _DTYPES = ("auto", "bfloat16", "float16", "float32")
+# recorded in `model_info["versions"]`: key -> distribution name
+_VERSIONED_PACKAGES = {
+    "torch": "torch",
+    "transformers": "transformers",
+    "open_clip": "open_clip_torch",
+    "torchcodec": "torchcodec",
+    "transformers_msjoe": "transformers-msjoe",
+    "lmms_eval": "lmms-eval",
+}
+# the weights files a sampler folder (`MSJoEFrameSampler.save_pretrained`) or Hub repo may hold
+_SAMPLER_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
 @dataclass
@@ -65,6 +89,90 @@ class _Row:
 
 def _sha256(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages a score depends on (`None`: not installed); torch's with its build tag
+    (`2.14.1+cu130`), which the package metadata drops."""
+    versions: dict[str, str | None] = {}
+    for key, distribution in _VERSIONED_PACKAGES.items():
+        try:
+            versions[key] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            versions[key] = None
+    versions["torch"] = torch.__version__
+    return versions
+
+
+def _sampler_weights(sampler: str) -> dict[str, Any]:
+    """`sampler=`'s weights: the sha256 of each weights file, and the Hub commit for a Hub id (cache only, offline).
+
+    A folder is identified by its files' hashes (a path says nothing about what was in it); a Hub id also by the
+    commit its cached files came from.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    if os.path.isdir(sampler):
+        files = {name: os.path.join(sampler, name) for name in sorted(os.listdir(sampler))}
+        files = {n: p for n, p in files.items() if n.endswith((".safetensors", ".bin")) and os.path.isfile(p)}
+        return {"sampler_revision": None, "sampler_weights_sha256": {n: _file_sha256(p) for n, p in files.items()}}
+    for name in _SAMPLER_WEIGHTS:
+        cached = try_to_load_from_cache(sampler, name)
+        if isinstance(cached, str):
+            return {
+                "sampler_revision": resolved_commit_hash(sampler, filename=name),
+                "sampler_weights_sha256": {name: _file_sha256(cached)},
+            }
+    return {"sampler_revision": None, "sampler_weights_sha256": None}
+
+
+def _clip_provenance(clip_model_name: str, clip_pretrained: str | None) -> dict[str, Any]:
+    """Which Hub repo the CLIP weights come from and its commit, from the local Hub cache only (never the network).
+
+    Built-in open_clip tags (`ViT-L-14/openai`) are downloaded by open_clip from the repo in its pretrained table
+    (`get_pretrained_cfg(...)["hf_hub"]`, e.g. `timm/vit_large_patch14_clip_224.openai/`), so the tag alone does not
+    pin the weights. `clip_revision_note` says why `clip_revision` is `None` when it is.
+    """
+    repo, files, note = None, (), None
+    if clip_model_name.startswith("hf-hub:"):
+        repo, files = clip_model_name.removeprefix("hf-hub:"), ("open_clip_config.json",)
+    elif clip_model_name.startswith("local-dir:"):
+        note = "a local open_clip folder: no Hub commit"
+    elif not clip_pretrained:
+        note = "no pretrained tag: random weights"
+    elif os.path.isfile(clip_pretrained):
+        note = f"weights file {clip_pretrained}: no Hub commit"
+    else:
+        import open_clip
+        from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+        cfg = open_clip.get_pretrained_cfg(clip_model_name, clip_pretrained)
+        hub = cfg.get("hf_hub", "")
+        if hub:
+            repo, filename = os.path.split(hub)  # "org/repo/" (open_clip's default file names) or "org/repo/file"
+            # open_clip tries a .safetensors twin of the file first
+            if not filename:
+                files = (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
+            elif filename.endswith((".bin", ".pth")):
+                files = (filename[:-4] + ".safetensors", filename)
+            else:
+                files = (filename,)
+        elif cfg.get("url"):
+            note = f"downloaded by open_clip from {cfg['url']}: no Hub commit"
+        else:
+            note = f"{clip_pretrained!r} is not an open_clip pretrained tag of {clip_model_name}"
+    revision = next(filter(None, (resolved_commit_hash(repo, filename=f) for f in files)), None) if repo else None
+    if repo and revision is None:
+        note = f"{repo} is not in the local Hub cache (weights loaded from elsewhere, or not loaded yet)"
+    return {"clip_hub_repo": repo, "clip_revision": revision, "clip_revision_note": note}
 
 
 def _coerce_config_arg(name: str, value: Any) -> Any:
@@ -109,6 +217,8 @@ class MSJoELmmsEvalModel(lmms):
         batch_size: questions answered together (both MLLM turns are batched).
         seed: with the task and doc id, seeds each doc's own generator for stochastic selections (`qframe`,
             `sampler_selection_mode=sample`), so a doc's frames do not depend on the batch it lands in.
+        model_name: a label for the run, recorded in `model_info`; lmms-eval also names the results subfolder
+            after it when `pretrained=` is not given (an `mllm=` run has no other name there).
         sample_log: path of a JSONL file with one line per answered doc (queries, key-frame times, timings);
             `.rank<N>` is inserted before the suffix when several processes run. Lines are appended, never
             truncated: a resumed `--use_cache` run adds the docs it answers after the earlier ones (each line
@@ -133,6 +243,7 @@ class MSJoELmmsEvalModel(lmms):
         max_batch_size: int | None = None,
         seed: int = 0,
         sample_log: str | None = None,
+        model_name: str | None = None,
         model: MSJoEForVideoQA | None = None,
         **options: Any,
     ) -> None:
@@ -147,19 +258,27 @@ class MSJoELmmsEvalModel(lmms):
         self._sample_log_path: str | None = None
         self._run_started = time.strftime("%Y-%m-%dT%H:%M:%S%z")  # tells appended runs apart in the sample log
         self._warned: set[str] = set()
+        self.model_name = model_name
+        if model_name is not None and pretrained is not None:
+            logger.warning(
+                f"model_name={model_name!r} is recorded in model_info, but lmms-eval names the results subfolder "
+                "after pretrained=; use a separate --output_path per run to keep runs apart."
+            )
         if model is not None:
             source, sampler_source = self._adopt(model, pretrained, mllm, config_args), "in-memory model"
+            sampler_is_trained, default_selection = model.config.sampler_is_trained, model.config.selection
+        else:
+            source = self._source(pretrained, mllm)
+            sampler_source, sampler_is_trained, default_selection = self._inspect_source(source, sampler, revision)
+        self.selection = selection or default_selection
+        self._check_selection(self.selection, sampler_is_trained, source)  # before any weights load
+        if model is not None:
             model = model.to(self._device) if device else model
             self._device = model.device
         else:
-            source = self._source(pretrained, mllm)
-            sampler_source = self._sampler_source(source, sampler, revision)
-            self._check_selection(selection, sampler_source)  # before the weights load
             model = self._load(source, clip, sampler, revision, dtype, attn_implementation, selection, config_args)
         self._model = model.eval()
         self._config = model.config  # outlives lmms-eval's clean(), which drops the model after an evaluation
-        self.selection = selection or model.config.selection
-        self._check_selection(self.selection, sampler_source)
         # unknown selection options fail now, not in the middle of the run
         build_selector(self.selection, sampler=model.sampler, **self.selection_options)
         self.num_key_frames = int(config_args.get("num_key_frames") or model.config.num_key_frames)
@@ -184,7 +303,7 @@ class MSJoELmmsEvalModel(lmms):
                 raise ValueError(
                     f"Unknown msjoe model argument {key!r}. Accepted: pretrained, mllm, clip, sampler, revision, "
                     f"selection, selection.<option>, device, dtype, attn_implementation, batch_size, seed, sample_log, "
-                    f"and the MSJoEConfig fields {list(CONFIG_ARGS)}."
+                    f"model_name, and the MSJoEConfig fields {list(CONFIG_ARGS)}."
                 )
         return config_args, parse_selection_options(selection_items)
 
@@ -215,24 +334,32 @@ class MSJoELmmsEvalModel(lmms):
         return str(pretrained if pretrained is not None else mllm)
 
     @staticmethod
-    def _sampler_source(source: str, sampler: str | None, revision: str | None) -> str:
-        """Where the learned sampler's weights come from: `checkpoint`, a sampler folder, or `untrained`."""
-        if sampler is not None:
-            return str(sampler)
+    def _inspect_source(source: str, sampler: str | None, revision: str | None) -> tuple[str, bool, str]:
+        """From the config alone (no weights): where the sampler's weights come from (`checkpoint`, the `sampler=`
+        argument, or `untrained` for a plain MLLM), whether they are trained, and the default selection."""
         from transformers import AutoConfig
 
-        is_checkpoint = AutoConfig.from_pretrained(source, revision=revision).model_type == MSJoEConfig.model_type
-        return "checkpoint" if is_checkpoint else "untrained"
+        default_selection = MSJoEConfig.__dataclass_fields__["selection"].default
+        if sampler is not None:  # `from_mllm(sampler=...)` marks the loaded sampler as trained
+            return str(sampler), True, default_selection
+        config = AutoConfig.from_pretrained(source, revision=revision)
+        if config.model_type == MSJoEConfig.model_type:
+            return "checkpoint", bool(config.sampler_is_trained), config.selection
+        return "untrained", False, default_selection
 
     @staticmethod
-    def _check_selection(selection: str | None, sampler_source: str) -> None:
-        if selection is not None and selection not in available_selectors():
+    def _check_selection(selection: str, sampler_is_trained: bool, source: str) -> None:
+        """The selection exists, and `msjoe` only runs on a trained sampler (`config.sampler_is_trained`), whether
+        the model is a plain MLLM, a checkpoint saved before training, or an in-memory model."""
+        if selection not in available_selectors():
             raise ValueError(f"Unknown selection {selection!r}; choose one of {available_selectors()}.")
-        if sampler_source == "untrained" and selection in (None, "msjoe"):
+        if selection == "msjoe" and not sampler_is_trained:
             raise ValueError(
-                "The MSJoE sampler of a plain MLLM is untrained, so selection=msjoe would pick arbitrary frames. Pass "
-                f"sampler=<trained sampler folder>, or a training-free selection (one of {available_selectors()}), "
-                "e.g. selection=uniform for the base model's number."
+                f"The MSJoE sampler of {source} is untrained (config.sampler_is_trained=False), so selection=msjoe "
+                "would pick arbitrary frames. Pass a trained sampler (pretrained=<trained MSJoE checkpoint>, or "
+                "mllm=... with sampler=<trained sampler folder>), or a training-free selection (one of "
+                f"{[name for name in available_selectors() if name != 'msjoe']}), e.g. selection=uniform for the base "
+                "model's number."
             )
 
     def _adopt(self, model: MSJoEForVideoQA, pretrained: str | None, mllm: str | None, config_args: Mapping[str, Any]) -> str:  # fmt: skip
@@ -266,33 +393,31 @@ class MSJoELmmsEvalModel(lmms):
         return model.to(self._device)
 
     def _describe(self, source: str, revision: str | None, sampler_source: str) -> dict[str, Any]:
-        """What makes a run reproducible; saved in the results file as `model_info` (see `get_model_info`)."""
-        from .. import __version__
-
+        """The part of `model_info` known once the model is built (`get_model_info` adds what can change later)."""
         config, processor = self.model.config, self.model.processor
-        templates = chat_template = clip_revision = None
+        templates = chat_template = None
         if processor is not None:
             templates = json.dumps(
                 [processor.query_template, processor.answer_template, processor.open_answer_template]
             )
             chat_template = processor.mllm_processor.chat_template
-        if config.clip_model_name.startswith("hf-hub:"):
-            clip_revision = resolved_commit_hash(
-                config.clip_model_name.removeprefix("hf-hub:"), filename="open_clip_config.json"
-            )
         mllm_name = config.mllm_config._name_or_path or None
         in_memory = sampler_source == "in-memory model"
         model_revision = None if in_memory else resolved_commit_hash(source, revision=revision)
+        sampler_weights: dict[str, Any] = {"sampler_revision": None, "sampler_weights_sha256": None}
+        if sampler_source not in ("checkpoint", "untrained", "in-memory model"):  # a `sampler=` folder or Hub id
+            sampler_weights = _sampler_weights(sampler_source)
         return {
-            "transformers_msjoe_version": __version__,
+            "model_name": self.model_name,
             "model": source,
             "revision": revision,  # as requested (None: the default branch)
             "model_revision": model_revision,  # the Hub commit loaded; None for folders and in-memory models
             "mllm": mllm_name,
             "mllm_model_type": config.mllm_config.model_type,
             "clip": config.clip,
-            "clip_revision": clip_revision,
             "sampler": sampler_source,
+            **sampler_weights,
+            "sampler_is_trained": config.sampler_is_trained,
             "selection": self.selection,
             "selection_options": self.selection_options,
             "sampler_selection_mode": config.sampler_selection_mode,
@@ -312,8 +437,7 @@ class MSJoELmmsEvalModel(lmms):
             "chat_template_sha256": _sha256(chat_template),
             "seed": self.seed,
             "dtype": str(self.model.dtype).removeprefix("torch."),
-            "batch_size": self.batch_size,
-            "world_size": self.world_size,
+            "versions": _package_versions(),
         }
 
     # ------------------------------------------------------------------ what lmms-eval reads
@@ -343,8 +467,18 @@ class MSJoELmmsEvalModel(lmms):
         return self._batch_size
 
     def get_model_info(self) -> dict[str, Any]:
-        """Model ids and revisions, K, candidate fps, pixel budgets, prompt hashes, selection and seed."""
-        return dict(self._model_info)
+        """Model ids and revisions, K, candidate fps, pixel budgets, prompt hashes, selection, seed and versions.
+
+        Read after the evaluation (`_compat.record_lmms_eval_model_info`), so what changes after `__init__` is
+        filled in here: the world size lmms-eval sets on the model under torchrun, the batch size, and the CLIP's
+        Hub commit (CLIP loads lazily, at the first answer, so its files may only be in the cache by now).
+        """
+        return {
+            **self._model_info,
+            **_clip_provenance(self._config.clip_model_name, self._config.clip_pretrained),
+            "batch_size": self.batch_size,
+            "world_size": self.world_size,
+        }
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
         """Not supported (lmms-eval's base class requires it): MSJoE answers by generation, it scores nothing."""
@@ -361,12 +495,21 @@ class MSJoELmmsEvalModel(lmms):
 
     # ------------------------------------------------------------------ generation
     def generate_until(self, requests: list[Instance]) -> list[str]:
-        """Answer every request; batches hold docs of one task, answers come back in request order."""
-        rows = [self._resolve(index, request) for index, request in enumerate(requests)]  # all videos checked first
+        """Answer every request; batches hold docs of one task, answers come back in request order.
+
+        Padding requests get `""` without running the pipeline or reaching the sample log: under several processes
+        lmms-eval evens out the ranks' request counts with copies of a real request marked
+        `metadata["__padding_only__"]`, whose answers it never scores (and its response cache never stores `""`).
+        """
+        rows = [
+            self._resolve(index, request)  # all videos checked first
+            for index, request in enumerate(requests)
+            if not (request.metadata or {}).get(PADDING_FLAG)
+        ]
         by_task: dict[str, list[_Row]] = {}
         for row in rows:
             by_task.setdefault(row.task, []).append(row)
-        answers = [""] * len(rows)
+        answers = [""] * len(requests)
         stage_seconds: dict[str, float] = {}
         generated_tokens, start = 0, time.perf_counter()
         with tqdm(total=len(rows), disable=self.rank != 0, desc="msjoe answering") as bar:
@@ -394,8 +537,6 @@ class MSJoELmmsEvalModel(lmms):
                 f"{task} doc {doc_id}: msjoe needs exactly one video path per doc (`doc_to_visual`), got "
                 f"{[type(v).__name__ for v in visuals]}. Use the msjoe_* tasks or another video task."
             )
-        if not os.path.isfile(visuals[0]):
-            raise FileNotFoundError(f"{task} doc {doc_id}: video {visuals[0]!r} does not exist.")
         if MSJOE_QUESTION in doc:
             question, options = doc[MSJOE_QUESTION], list(doc[MSJOE_OPTIONS])
         else:
