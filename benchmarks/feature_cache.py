@@ -33,6 +33,7 @@ def main() -> None:
     args = parser(__doc__, clip="ViT-B-32", repeats=3).parse_args()
     setup(args)
     from transformers_msjoe.clip_scoring import MSJoECLIPScorer
+    from transformers_msjoe.configuration_msjoe import MSJoEConfig
     from transformers_msjoe.feature_cache import MSJoEFeatureCache
     from transformers_msjoe.frame_features import extract_candidate_features
     from transformers_msjoe.video_io import open_video
@@ -44,7 +45,10 @@ def main() -> None:
         reader = open_video(path)  # the "open" stage of answer(), needed for the key frames either way: not timed
         sync(args.device)
         start = time.perf_counter()
-        features = extract_candidate_features(reader, scorer, candidate_fps=1.0, max_candidate_frames=1024, cache=cache)
+        features = extract_candidate_features(  # with answer()'s defaults (MSJoEConfig)
+            reader, scorer, candidate_fps=MSJoEConfig.candidate_fps, max_candidate_frames=MSJoEConfig.max_candidate_frames,
+            seek_mode=MSJoEConfig.candidate_seek_mode, batch_size=MSJoEConfig.clip_batch_size, cache=cache,
+        )  # fmt: skip
         similarity = scorer.similarity(scorer.encode_texts(queries), features.embeddings)  # (Q, T)
         sync(args.device)
         return similarity, features.cache_status, time.perf_counter() - start
@@ -59,10 +63,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:  # a fresh, empty cache per round
             cache = MSJoEFeatureCache(folder)
             _, status, seconds = clip_stage(cache, FIRST)
-            assert status == "miss", f"cold question found {status!r}"
+            if status != "miss":  # not `assert`: `python -O` would skip it and time something else
+                raise SystemExit(f"the cold question found cache status {status!r} in a fresh cache, not 'miss'")
             cold.append(seconds)
             similarity, status, seconds = clip_stage(cache, SECOND)
-            assert status == "hit", f"second question found {status!r}"
+            if status != "hit":
+                raise SystemExit(f"the second question found cache status {status!r}, not 'hit': nothing to compare")
             warm.append(seconds)
             entry_bytes, candidates = cache.report().total_bytes, similarity.shape[1]
     print(f"after: {load_note()}")

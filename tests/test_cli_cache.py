@@ -167,9 +167,75 @@ def test_accelerate_splits_videos_across_processes(videos, tiny_clip_dir, tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["processes"] == 2 and summary["videos"] == 3
-    assert [sum(c.values()) for c in summary["per_process"]] == [2, 1]  # split_between_processes: 3 videos -> 2 + 1
+    assert [sum(c.values()) for c in summary["per_process"]] == [2, 1]  # round-robin: videos 0, 2 and video 1
     assert summary["cached"] + summary["skipped"] == 3 and summary["failed"] == 0
     assert MSJoEFeatureCache(tmp_path / "c").report().num_entries == 2
+
+
+def test_processes_take_videos_round_robin(tiny_clip_dir, tmp_path, monkeypatch, capsys):
+    """Process r of w caches videos r, r + w, ... of the sorted list (not a contiguous chunk, which would give one
+    process a whole folder of long videos); the shares of all processes are disjoint and cover every video."""
+    import accelerate
+    import accelerate.utils
+
+    from transformers_msjoe.cli import cache as cache_cli
+
+    for index in range(5):
+        (tmp_path / f"v{index}.mp4").write_text("never decoded: caching is replaced below")
+    seen: list[str] = []
+
+    class SecondOfTwo:  # what accelerate's PartialState is in process 1 of 2
+        process_index, local_process_index, num_processes, is_main_process, device = 1, 1, 2, False, "cpu"
+
+        def __init__(self, cpu: bool):
+            pass
+
+        def wait_for_everyone(self) -> None:
+            pass
+
+    monkeypatch.setattr(accelerate, "PartialState", SecondOfTwo)
+    monkeypatch.setattr(accelerate.utils, "gather_object", lambda objects: objects)
+    monkeypatch.setattr(
+        cache_cli, "_cache_one", lambda item, *args: seen.append(os.path.basename(item.label)) or "cached"
+    )
+    assert main(["cache-features", str(tmp_path), "--clip", tiny_clip_dir, "--cache-dir", str(tmp_path / "c")]) == 0
+    assert seen == ["v1.mp4", "v3.mp4"]  # contiguous chunks would have given it v3, v4
+    items = cache_cli.collect_videos([str(tmp_path)])
+    shares = [cache_cli.process_share(items, rank, 3) for rank in range(3)]
+    assert sorted(i.label for share in shares for i in share) == sorted(i.label for i in items)
+    assert [len(share) for share in shares] == [2, 2, 1]
+
+
+def test_fingerprint_flag_keys_large_videos_by_every_byte(short_video, tiny_clip_dir, tmp_path, capsys):
+    """`--fingerprint full` hashes every byte of a video (> 16 MiB: the sampled fingerprint reads 4 MiB); a cache
+    with `fingerprint="full"`, as `answer()` must then use, finds the entry."""
+    from transformers_msjoe.clip_scoring import MSJoECLIPScorer
+    from transformers_msjoe.fingerprints import fingerprint_video
+    from transformers_msjoe.frame_features import extract_candidate_features
+    from transformers_msjoe.video_io import open_video
+
+    big = tmp_path / "big.mp4"
+    pad = 17 * 2**20  # a trailing ISO BMFF `free` box: the same frames, more than 16 MiB
+    big.write_bytes(open(short_video, "rb").read() + (pad + 8).to_bytes(4, "big") + b"free" + bytes(pad))
+    for mode, scheme in (("full", "sha256:"), ("sampled", "sampled1:")):
+        cache_dir = str(tmp_path / mode)
+        code, out = _run(
+            capsys, "cache-features", str(big), "--clip", tiny_clip_dir, "--cache-dir", cache_dir,
+            "--fingerprint", mode, "--json",
+        )  # fmt: skip
+        assert code == 0 and json.loads(out)["fingerprint"] == mode
+        cache = MSJoEFeatureCache(cache_dir, fingerprint=mode)
+        assert cache.fingerprint(str(big)) == fingerprint_video(big, mode) and cache.fingerprint(str(big)).startswith(
+            scheme
+        )
+        features = extract_candidate_features(
+            open_video(str(big)), MSJoECLIPScorer.from_identity(tiny_clip_dir), candidate_fps=1.0,
+            max_candidate_frames=1024, cache=cache,
+        )  # fmt: skip
+        assert features.cache_status == "hit"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cache-features", str(big), "--fingerprint", "md5", "--cache-dir", str(tmp_path)])
+    assert exit_info.value.code == 2 and "invalid choice: 'md5'" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------ Hub (offline)

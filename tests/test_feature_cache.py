@@ -3,6 +3,7 @@ replaced videos), maintenance, and the wiring into `MSJoEForVideoQA.candidate_fe
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ from transformers_msjoe.feature_cache import (
     ENV_DISABLE,
     MSJoEFeatureCache,
     default_feature_cache,
+    push_feature_cache,
     resolve_feature_cache,
 )
 from transformers_msjoe.frame_features import candidate_feature_settings, extract_candidate_features
@@ -204,6 +206,93 @@ def test_corrupt_entry_is_detected_recomputed_and_logged(short_video, needle_vid
     assert any("is corrupt" in r.getMessage() and path in r.getMessage() for r in caplog.records)
     assert torch.allclose(again.embeddings, good.embeddings) and torch.equal(again.timestamps, good.timestamps)
     assert _features(short_video, scorer, cache).cache_status == "hit"
+
+
+def test_corrupt_entry_replaced_by_another_process_meanwhile_is_kept(short_video, scorer, tmp_path, monkeypatch):
+    """A reader that found a corrupt entry deletes only the file it read: a valid entry another process
+    `os.replace`d onto the path between the read and the removal stays (simulated by replacing it right after
+    the read)."""
+    from transformers_msjoe import feature_cache
+
+    cache = MSJoEFeatureCache(tmp_path)
+    _features(short_video, scorer, cache)
+    (path,) = cache.entry_paths()
+    key, settings = Path(path).stem, candidate_feature_settings(scorer, 1.0, 1024, "exact")
+    valid = Path(path).read_bytes()
+    Path(path).write_bytes(valid[: len(valid) // 2])  # truncated
+    real_parse_entry = feature_cache._parse_entry
+
+    def replace_after_reading(data: bytes):
+        replacement = tmp_path / "fresh.safetensors"
+        replacement.write_bytes(valid)  # what a concurrent writer's temp file + os.replace does
+        os.replace(replacement, path)
+        return real_parse_entry(data)  # the bytes read before the replacement: corrupt
+
+    monkeypatch.setattr(feature_cache, "_parse_entry", replace_after_reading)
+    assert cache.load(key, settings=settings) is None  # it read the truncated bytes: a miss
+    assert Path(path).read_bytes() == valid  # ... and left the other process's fresh entry alone
+    monkeypatch.setattr(feature_cache, "_parse_entry", real_parse_entry)
+    assert cache.load(key, settings=settings) is not None
+    Path(path).write_bytes(valid[: len(valid) // 2])  # no concurrent writer: the corrupt file is deleted
+    assert cache.load(key, settings=settings) is None and cache.entry_paths() == []
+
+
+# ------------------------------------------------------------------------------------------ privacy
+def test_entries_name_the_video_by_file_name_only(scorer, short_video, tmp_path):
+    """Entries are shared on the Hub: the local folder (user names, folder layout) must not be in them."""
+    folder = tmp_path / "home" / "alice" / "private-project"
+    folder.mkdir(parents=True)
+    shutil.copy(short_video, folder / "talk.mp4")
+    cache = MSJoEFeatureCache(tmp_path / "cache")
+    assert _features(str(folder / "talk.mp4"), scorer, cache).cache_status == "miss"
+    (path,) = cache.entry_paths()
+    entry = cache.load(Path(path).stem, settings=candidate_feature_settings(scorer, 1.0, 1024, "exact"))
+    assert entry.metadata["video"] == "talk.mp4"
+    assert b"alice" not in Path(path).read_bytes() and str(tmp_path).encode() not in Path(path).read_bytes()
+    for label in (r"C:\Users\alice\talk.mp4", "/home/alice/talk.mp4", "talk.mp4"):
+        saved = cache.save(
+            KEY, torch.arange(2.0), torch.randn(2, 4), settings=SETTINGS, fingerprint="sha256:x", video_label=label
+        )
+        assert (
+            cache.load(KEY, settings=SETTINGS).metadata["video"] == "talk.mp4"
+            and b"alice" not in Path(saved).read_bytes()
+        )
+
+
+def test_push_removes_local_paths_from_older_entries(short_video, scorer, tmp_path, monkeypatch):
+    """An entry written by an older version (its whole local path in "video") is rewritten before the upload: what
+    reaches the Hub holds no local path, and the entry stays valid with its last-use time."""
+    from types import SimpleNamespace
+
+    import huggingface_hub
+    from safetensors.torch import load_file, save_file
+
+    cache = MSJoEFeatureCache(tmp_path / "cache")
+    _features(short_video, scorer, cache)
+    (path,) = cache.entry_paths()
+    with open(path, "rb") as handle:
+        metadata = _header_metadata(handle.read())
+    save_file(load_file(path), path, metadata={**metadata, "video": "/home/alice/private-project/talk.mp4"})
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    uploaded: list[bytes] = []
+
+    def upload_folder(self, *, folder_path, **kwargs):
+        uploaded.extend(Path(p).read_bytes() for p in MSJoEFeatureCache(folder_path).entry_paths())
+        return SimpleNamespace(commit_url="https://hf.co/c/1")
+
+    monkeypatch.setattr(
+        huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: SimpleNamespace(repo_id=repo_id)
+    )
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_file", lambda self, **kwargs: None)
+    assert push_feature_cache("me/feats", cache=cache, token="hf_test") == "https://hf.co/c/1"
+    assert len(uploaded) == 1 and b"alice" not in uploaded[0] and b"talk.mp4" in uploaded[0]
+    assert os.path.getmtime(path) == 1_000_000_000
+    assert _features(short_video, scorer, cache).cache_status == "hit"  # still valid after the rewrite
+
+
+def _header_metadata(data: bytes) -> dict[str, str]:
+    return json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])["__metadata__"]
 
 
 _STALLING_WRITER = """

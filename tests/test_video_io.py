@@ -241,3 +241,52 @@ def test_reader_info_is_reused(short_video):
     reader = open_video(short_video)
     assert open_video(reader) is reader
     assert isinstance(VideoReader(reader), VideoReader)
+
+
+def _padded(video: bytes, pad_bytes: int) -> bytes:
+    """The video followed by a top-level ISO BMFF `free` box (ignored by demuxers): the same frames, more bytes."""
+    return video + (pad_bytes + 8).to_bytes(4, "big") + b"free" + bytes(pad_bytes)
+
+
+def test_bytes_are_labelled_by_length_and_sampled_fingerprint_not_a_full_hash(short_video, tmp_path, monkeypatch):
+    """A bytes input is named (and keyed in the feature cache) by its length and sampled content fingerprint: a
+    bounded read (4 MiB for a large input), where a sha256 of every byte cost ~0.6 s per GB on each open."""
+    import hashlib
+
+    from transformers_msjoe.feature_cache import MSJoEFeatureCache
+    from transformers_msjoe.fingerprints import fingerprint_video
+
+    big = _padded(Path(short_video).read_bytes(), 32 * 2**20)  # > 16 MiB: sampled, not hashed whole
+    real_sha256, hashed = hashlib.sha256, []
+
+    class CountingSha256:
+        def __init__(self, data: bytes = b""):
+            self._digest = real_sha256(data)
+            hashed.append(len(data))
+
+        def update(self, data: bytes) -> None:
+            hashed.append(len(data))
+            self._digest.update(data)
+
+        def hexdigest(self) -> str:
+            return self._digest.hexdigest()
+
+    monkeypatch.setattr(hashlib, "sha256", CountingSha256)
+    reader = open_video(big)
+    assert sum(hashed) <= 5 * 2**20, f"{sum(hashed)} bytes hashed to open {len(big)} bytes"
+    monkeypatch.undo()
+    fingerprint = fingerprint_video(big)
+    assert (
+        reader.label == f"<bytes: {len(big)} B, sampled1:{fingerprint.split(':')[1][:16]}>" == reader.info.source_name
+    )
+    assert reader.bytes_fingerprint == fingerprint and open_video(reader).bytes_fingerprint == fingerprint
+    path = tmp_path / "big.mp4"
+    path.write_bytes(big)
+    cache = MSJoEFeatureCache(tmp_path / "cache")
+    assert cache.fingerprint(reader) == cache.fingerprint(str(path)) == fingerprint  # same key as the file
+    assert MSJoEFeatureCache(tmp_path / "c", fingerprint="full").fingerprint(reader) == fingerprint_video(big, "full")
+    other = open_video(_padded(Path(short_video).read_bytes(), 32 * 2**20 + 1))  # one byte longer
+    assert other.label != reader.label and cache.fingerprint(other) != fingerprint
+    small = open_video(Path(short_video).read_bytes())  # <= 16 MiB: hashed whole, still labelled by length
+    assert small.label.startswith(f"<bytes: {os.path.getsize(short_video)} B, sha256:")
+    assert cache.fingerprint(small) == fingerprint_video(short_video)

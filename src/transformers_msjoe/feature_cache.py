@@ -10,8 +10,11 @@ Layout (one safetensors file per entry, readable anywhere, no pickle)::
 
     <root>/<key[:2]>/<key>.safetensors
         tensors   "timestamps" (T,) float64 seconds, "embeddings" (T, D) float32 unit-norm
-        metadata  "format", "key", "settings" (canonical JSON), "fingerprint", "video" (a label),
+        metadata  "format", "key", "settings" (canonical JSON), "fingerprint", "video" (the file name only),
                   "checksum" (sha256 of the tensor bytes), "created", plus extras (timestamp error ...)
+
+Entries are shared (`push_feature_cache`), so "video" is the file's base name, never its folder (which names users
+and folder layouts); `push` first rewrites entries of older versions that stored a whole path.
 
 `key = sha256(canonical JSON {"video": <content fingerprint>, "settings": {...}})`, where the settings hold the
 CLIP identity (`MSJoECLIPScorer.identity()`: model, pretrained tag, weights, preprocessing, dtype), candidate fps,
@@ -46,7 +49,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 from transformers.utils import logging
 
-from .fingerprints import Fingerprint, fingerprint_video
+from .fingerprints import FileState, Fingerprint, file_state, fingerprint_video
 
 logger = logging.get_logger(__name__)
 
@@ -89,6 +92,28 @@ def _new_file_mode() -> int:
     mask = os.umask(0)  # no /proc (not Linux): read the umask by setting it, and put it straight back
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def _public_label(label: str) -> str:
+    """The last component of a path (either separator): what an entry may say about its video when shared."""
+    return label.replace("\\", "/").rsplit("/", 1)[-1][-300:]
+
+
+def _read_file(path: str) -> tuple[bytes, FileState]:
+    """The file's bytes in one read (one consistent snapshot, even if a writer replaces it meanwhile), and the
+    identity of the file those bytes came from (`os.fstat` of the open handle, not a second lookup by name)."""
+    with open(path, "rb") as handle:
+        return handle.read(), file_state(handle.fileno())
+
+
+def _read_settings(path: str) -> tuple[dict[str, str], dict[str, Any]] | None:
+    """An entry's header metadata and parsed settings without reading its tensors; `None` if it is unreadable."""
+    try:
+        with safe_open(path, framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+        return metadata, json.loads(metadata["settings"])
+    except (SafetensorError, OSError, KeyError, ValueError):
+        return None
 
 
 def _tensor_checksum(timestamps: torch.Tensor, embeddings: torch.Tensor) -> str:
@@ -185,6 +210,8 @@ class MSJoEFeatureCache:
         from .video_io import VideoReader
 
         if isinstance(source, VideoReader):
+            if source.bytes_fingerprint is not None and self.fingerprint_mode == "sampled":
+                return source.bytes_fingerprint  # computed when the bytes were opened: bytes cannot change
             source = source.content_source
         if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
             return fingerprint_video(source, self.fingerprint_mode)
@@ -209,17 +236,24 @@ class MSJoEFeatureCache:
 
     # ---------------------------------------------------------------- read / write
     def load(self, key: str, *, settings: Mapping[str, Any], embed_dim: int | None = None) -> CachedFeatures | None:
-        """The entry for `key`, or `None` on a miss. A corrupt entry is logged, deleted and reported as a miss."""
+        """The entry for `key`, or `None` on a miss. A corrupt entry is logged, deleted and reported as a miss.
+
+        Only the file that was read is deleted: if another process replaced it with a fresh entry meanwhile (its
+        `os.replace` gives the path a new inode), that entry is kept.
+        """
         path = self.path_for(key)
-        if not os.path.isfile(path):
+        try:
+            data, state = _read_file(path)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):  # a miss (or removed meanwhile)
             return None
         try:
-            entry = self._read_entry(path, key, settings, embed_dim)
-        except FileNotFoundError:  # removed by another process since the check above
-            return None
+            entry = self._check_entry(data, key, settings, embed_dim)
         except CorruptEntryError as err:
             logger.warning(f"Feature cache entry {path} is corrupt ({err}); deleting it and recomputing the features.")
-            self._remove(path)
+            if file_state(path) == state:  # a replacement landing between this check and the removal is not caught
+                self._remove(path)
+            else:
+                logger.info(f"{path} was replaced by another process since it was read; keeping the new entry.")
             return None
         try:
             os.utime(path)  # marks the last use, for `clean(older_than_days=...)`
@@ -227,9 +261,8 @@ class MSJoEFeatureCache:
             logger.info(f"Could not mark {path} as used ({err}).")
         return entry
 
-    def _read_entry(self, path: str, key: str, settings: Mapping[str, Any], embed_dim: int | None) -> CachedFeatures:
-        with open(path, "rb") as handle:
-            data = handle.read()  # one read = one consistent snapshot, even if a writer replaces the file meanwhile
+    def _check_entry(self, data: bytes, key: str, settings: Mapping[str, Any], embed_dim: int | None) -> CachedFeatures:
+        """The entry in `data` (a file's bytes), or `CorruptEntryError` naming what does not match `key`."""
         metadata, tensors = _parse_entry(data)
         if metadata.get("format") != FORMAT_VERSION or metadata.get("key") != key:
             raise CorruptEntryError(f"format {metadata.get('format')!r} / key {metadata.get('key')!r} do not match")
@@ -259,7 +292,10 @@ class MSJoEFeatureCache:
         video_label: str = "",
         extra: Mapping[str, str] | None = None,
     ) -> str:
-        """Write one entry atomically (temp file + fsync + `os.replace`) and return its path."""
+        """Write one entry atomically (temp file + fsync + `os.replace`) and return its path.
+
+        `video_label` is reduced to its file name: entries are shared on the Hub, and a local folder is private.
+        """
         timestamps = timestamps.detach().to("cpu", torch.float64).contiguous()  # (T,)
         embeddings = embeddings.detach().to("cpu", torch.float32).contiguous()  # (T, D)
         metadata = {
@@ -267,7 +303,7 @@ class MSJoEFeatureCache:
             "key": key,
             "settings": _canonical_json(settings),
             "fingerprint": fingerprint,
-            "video": video_label[-300:],
+            "video": _public_label(video_label),
             "checksum": _tensor_checksum(timestamps, embeddings),
             "created": f"{time.time():.3f}",
             **dict(extra or {}),
@@ -275,7 +311,13 @@ class MSJoEFeatureCache:
         payload = safetensors_save({"timestamps": timestamps, "embeddings": embeddings}, metadata=metadata)
         path = self.path_for(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, temp_path = tempfile.mkstemp(prefix=f".{key}.", suffix=TEMP_SUFFIX, dir=os.path.dirname(path))
+        self._write_atomic(path, payload)
+        return path
+
+    def _write_atomic(self, path: str, payload: bytes) -> None:
+        """Write `payload` to a hidden temp file next to `path`, fsync it, then `os.replace` it onto `path`."""
+        name = os.path.basename(path)[: -len(ENTRY_SUFFIX)]
+        fd, temp_path = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=os.path.dirname(path))
         try:
             with os.fdopen(fd, "wb") as handle:
                 os.fchmod(handle.fileno(), _new_file_mode())  # mkstemp's 0600 would hide entries from the team
@@ -286,7 +328,22 @@ class MSJoEFeatureCache:
         except BaseException:
             self._remove(temp_path)
             raise
-        return path
+
+    def scrub_local_paths(self) -> int:
+        """Rewrite entries whose "video" metadata holds a folder (written before it was reduced to the file name)
+        so that it holds the file name only; returns how many were rewritten. Each rewrite is atomic and keeps
+        the entry's last-use time. `push_feature_cache` calls it before uploading."""
+        rewritten = 0
+        for path in self.entry_paths():
+            header = _read_settings(path)  # None: unreadable; `clean --verify` removes it, a reader recomputes it
+            label = header[0].get("video", "") if header is not None else ""
+            if _public_label(label) == label:
+                continue
+            before, (metadata, tensors) = os.stat(path), _parse_entry(_read_file(path)[0])
+            self._write_atomic(path, safetensors_save(tensors, metadata={**metadata, "video": _public_label(label)}))
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+            rewritten += 1
+        return rewritten
 
     @staticmethod
     def _remove(path: str) -> int:
@@ -326,13 +383,11 @@ class MSJoEFeatureCache:
                 report.temp_files, report.temp_bytes = report.temp_files + 1, report.temp_bytes + size
                 continue
             report.num_entries, report.total_bytes = report.num_entries + 1, report.total_bytes + size
-            try:
-                with safe_open(path, framework="pt") as handle:
-                    settings = json.loads((handle.metadata() or {})["settings"])
-            except (SafetensorError, OSError, KeyError, ValueError):
+            header = _read_settings(path)
+            if header is None:
                 report.unreadable.append(path)
                 continue
-            group = _group_of(settings)
+            group = _group_of(header[1])
             slot = groups.setdefault(_canonical_json(group), {**group, "entries": 0, "bytes": 0})
             slot["entries"] += 1
             slot["bytes"] += size
@@ -341,14 +396,9 @@ class MSJoEFeatureCache:
         return report
 
     def clean(
-        self,
-        *,
-        remove_all: bool = False,
-        older_than_days: float | None = None,
-        clip_model_name: str | None = None,
-        verify: bool = False,
-        temp_grace_seconds: float = 3600.0,
-    ) -> CleanResult:
+        self, *, remove_all: bool = False, older_than_days: float | None = None, clip_model_name: str | None = None,
+        verify: bool = False, temp_grace_seconds: float = 3600.0,
+    ) -> CleanResult:  # fmt: skip
         """Delete entries: all, unused for `older_than_days`, of one CLIP model, or (with `verify`) corrupt ones.
 
         Leftover temp files of killed writers are removed once older than `temp_grace_seconds` (a running writer's
@@ -385,32 +435,25 @@ class MSJoEFeatureCache:
         return files, size
 
     def _should_remove(
-        self,
-        path: str,
-        age: float,
-        remove_all: bool,
-        older_than_days: float | None,
-        clip_model_name: str | None,
+        self, path: str, age: float, remove_all: bool, older_than_days: float | None, clip_model_name: str | None,
         verify: bool,
-    ) -> bool:
+    ) -> bool:  # fmt: skip
         """Whether `clean` deletes the entry at `path` (`age`: seconds since its last use); unreadable entries go
         whenever the header must be read (a `clip_model_name` or `verify` selector)."""
         if remove_all or (older_than_days is not None and age > older_than_days * 86400):
             return True
         if clip_model_name is None and not verify:
             return False
-        try:
-            with safe_open(path, framework="pt") as handle:
-                metadata = dict(handle.metadata() or {})
-            settings = json.loads(metadata["settings"])
-        except (SafetensorError, OSError, KeyError, ValueError):
+        header = _read_settings(path)
+        if header is None:
             logger.warning(f"Removing unreadable feature cache entry {path}.")
             return True
+        settings = header[1]
         if clip_model_name is not None and settings.get("clip", {}).get("model_name") == clip_model_name:
             return True
         if verify:
             try:
-                self._read_entry(path, os.path.basename(path)[: -len(ENTRY_SUFFIX)], settings, None)
+                self._check_entry(_read_file(path)[0], os.path.basename(path)[: -len(ENTRY_SUFFIX)], settings, None)
             except CorruptEntryError as err:
                 logger.warning(f"Removing corrupt feature cache entry {path} ({err}).")
                 return True
@@ -499,14 +542,14 @@ def _card(cache: MSJoEFeatureCache, repo_id: str) -> str:
 
 
 def push_feature_cache(
-    repo_id: str,
-    *,
-    cache: MSJoEFeatureCache | None = None,
-    token: str | None = None,
-    private: bool | None = None,
+    repo_id: str, *, cache: MSJoEFeatureCache | None = None, token: str | None = None, private: bool | None = None,
     commit_message: str | None = None,
-) -> str:
-    """Upload every entry of `cache` to the Hub dataset repo `repo_id` (created if needed); returns the commit URL."""
+) -> str:  # fmt: skip
+    """Upload every entry of `cache` to the Hub dataset repo `repo_id` (created if needed); returns the commit URL.
+
+    Entries hold no local path (see the module docstring); entries of older versions that do are rewritten in
+    place first (`MSJoEFeatureCache.scrub_local_paths`).
+    """
     from huggingface_hub import HfApi
 
     from .hub_utils import require_hub_token
@@ -518,20 +561,20 @@ def push_feature_cache(
         raise ValueError(
             f"The feature cache at {cache.root} has no entries to push: fill it with `msjoe cache-features` first."
         )
+    scrubbed = cache.scrub_local_paths()  # entries of older versions named the video's whole local path
+    if scrubbed:
+        logger.info(f"Removed local folder names from {scrubbed} entries before pushing them.")
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True).repo_id
     commit = api.upload_folder(
-        repo_id=repo_id,
-        repo_type="dataset",
-        folder_path=cache.root,
-        allow_patterns=[f"??/*{ENTRY_SUFFIX}"],
+        repo_id=repo_id, repo_type="dataset", folder_path=cache.root, allow_patterns=[f"??/*{ENTRY_SUFFIX}"],
         commit_message=commit_message or f"Upload {len(entries)} MSJoE feature cache entries",
-    )
+    )  # fmt: skip
     api.upload_file(
         path_or_fileobj=_card(cache, repo_id).encode(), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset",
         commit_message="Describe the MSJoE feature cache",
     )  # fmt: skip
-    return str(getattr(commit, "commit_url", commit))
+    return commit.commit_url
 
 
 def pull_feature_cache(

@@ -38,8 +38,11 @@ class FileState(NamedTuple):
     mtime_ns: int
 
 
-def file_state(path: str | os.PathLike) -> FileState | None:
-    """The file's current `FileState`, or `None` when it no longer exists (replaced by nothing, or removed)."""
+def file_state(path: str | os.PathLike | int) -> FileState | None:
+    """The file's current `FileState`, or `None` when it no longer exists (replaced by nothing, or removed).
+
+    `path` may be an open file descriptor: the state of the file actually opened, whatever its name points to now.
+    """
     try:
         stat = os.stat(path)
     except FileNotFoundError:

@@ -228,6 +228,7 @@ def _store(
             return "uncacheable"
         extra = {f"error_{k}": repr(v) for k, v in plan.timestamp_error.items()}
         extra["planned_candidates"] = str(plan.planned_candidates)
+        # `save` keeps only the label's file name: entries get shared, the local folder is private
         cache.save(
             lookup.key, plan.timestamps, embeddings, settings=lookup.settings, fingerprint=lookup.fingerprint,
             video_label=reader.label, extra=extra,

@@ -11,7 +11,6 @@ by demuxing only), so that every decode is one seek plus one frame instead of a 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -25,7 +24,7 @@ from torchcodec.decoders import VideoDecoder
 from torchcodec.transforms import Resize
 
 from ._compat import datasets_video_source, probe_video_container, scan_key_frame_seconds
-from .fingerprints import FileState, file_state
+from .fingerprints import FileState, file_state, fingerprint_video
 
 __all__ = [
     "KeyFrameSnap",
@@ -53,7 +52,7 @@ class VideoDecodeError(ValueError):
 class VideoInfo:
     """What the pipeline needs to know about a video before decoding any frame."""
 
-    source_name: str  # a path, or "<bytes sha256:...>" for in-memory videos
+    source_name: str  # a path, or "<bytes: N B, sha256:...>" / "<bytes: N B, sampled1:...>" for in-memory videos
     duration_seconds: float
     average_fps: float
     num_frames: int
@@ -61,11 +60,13 @@ class VideoInfo:
     height: int
 
 
-def _source_label(source: Any) -> str:
+def _source_label(source: Any, bytes_fingerprint: str | None = None) -> str:
+    """A name for messages: the path, the length and content fingerprint of bytes, or the input's type."""
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
-    if isinstance(source, (bytes, bytearray)):
-        return f"<bytes sha256:{hashlib.sha256(source).hexdigest()[:16]}>"
+    if bytes_fingerprint is not None:
+        scheme, digest = bytes_fingerprint.split(":", 1)
+        return f"<bytes: {len(source)} B, {scheme}:{digest[:16]}>"
     return f"<{type(source).__name__}>"
 
 
@@ -139,7 +140,10 @@ class VideoReader:
         self._threads = num_ffmpeg_threads
         self._decoders: dict[tuple[int, int] | None, VideoDecoder] = {}
         self._owned_source: str | bytes | None = None
+        # sampled content fingerprint of a bytes input: names it in messages and keys it in the feature cache
+        self.bytes_fingerprint: str | None = None
         if isinstance(source, VideoReader):
+            self.bytes_fingerprint = source.bytes_fingerprint
             source = source._owned_source if source._owned_source is not None else source._decoders[None]
         if isinstance(source, Mapping):
             source = self._from_datasets_value(source)
@@ -150,7 +154,10 @@ class VideoReader:
         if isinstance(source, VideoDecoder):
             # reopen from the file a `datasets` decoder came from: resized decoders, key frames, fingerprints
             source = datasets_video_source(source) or source
-        self.label = _source_label(source)
+        if isinstance(source, bytes) and self.bytes_fingerprint is None:
+            # bounded cost (at most 16 MiB hashed, 4 MiB for large inputs), unlike a sha256 of every byte
+            self.bytes_fingerprint = fingerprint_video(source, "sampled")
+        self.label = _source_label(source, self.bytes_fingerprint)
         self._key_frame_seconds: torch.Tensor | None = None
         self._file_state: FileState | None = None
         if isinstance(source, VideoDecoder):

@@ -1,9 +1,11 @@
 """`msjoe cache-features` (fill the CLIP-feature cache ahead of time, across processes) and `msjoe cache
 report|clean|push|pull` (inspect, trim and share the cache folder as a Hub dataset repo).
 
-Multi-GPU / multi-process: `accelerate launch -m transformers_msjoe.cli.main cache-features VIDEOS...` splits
-the videos between processes (`PartialState.split_between_processes`); each process encodes on its own device
-and writes its entries atomically into the shared folder.
+Multi-GPU / multi-process: `accelerate launch -m transformers_msjoe.cli.main cache-features VIDEOS...` deals the
+videos out round-robin (process r of w takes videos r, r + w, r + 2w, ... of the sorted list), so that a run of
+long videos in one folder is spread over every process instead of landing in one contiguous share (accelerate's
+`split_between_processes` cuts contiguous chunks). Each process encodes on its own device and writes its entries
+atomically into the shared folder; a rerun skips what any process cached.
 """
 
 from __future__ import annotations
@@ -28,13 +30,20 @@ DTYPES = ("float32", "float16", "bfloat16")  # `--dtype`: CLIP compute dtypes (p
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `cache-features` and `cache report|clean|push|pull` to the `msjoe` command (cli/main.py)."""
+    _register_fill(subparsers)
+    _register_cache(subparsers)
+
+
+def _register_fill(subparsers: argparse._SubParsersAction) -> None:
+    """`msjoe cache-features VIDEOS_OR_DATASET ...`."""
     fill = subparsers.add_parser(
         "cache-features",
         help="Compute and cache the candidate-frame CLIP features of many videos (resumable, multi-process).",
         description="Fill the CLIP-feature cache so that later questions skip decoding and CLIP. INPUTS are video "
         "files, folders of videos, glob patterns, or dataset folders (msjoe/longvideo-qa layout, or any folder "
         "`datasets.load_dataset` reads that has a video column). Already cached videos are skipped. Run it with "
-        "`accelerate launch -m transformers_msjoe.cli.main cache-features ...` to split the videos across GPUs.",
+        "`accelerate launch -m transformers_msjoe.cli.main cache-features ...` to deal the videos out round-robin "
+        "across GPUs.",
     )
     fill.add_argument("inputs", nargs="+", metavar="VIDEOS_OR_DATASET")
     fill.add_argument(
@@ -55,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fill.add_argument(
         "--dtype", choices=DTYPES, default="float32", help="CLIP dtype; part of the cache key (answer() uses float32)."
     )
+    fill.add_argument(
+        "--fingerprint", choices=("sampled", "full"), default="sampled",
+        help="Video content fingerprint, part of the cache key for videos over 16 MiB: 'sampled' (default; reads "
+        "4 MiB per video) or 'full' (hashes every byte; then answer() must use MSJoEFeatureCache(..., "
+        "fingerprint='full') to hit these entries).",
+    )  # fmt: skip
     fill.add_argument("--device", default=None, help="CLIP device (default: this process's accelerate device).")
     fill.add_argument("--split", default=None, help="Only this split of a dataset folder (default: all splits).")
     fill.add_argument("--video-column", default="video", help="Video column of a dataset folder (default: video).")
@@ -64,6 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_cache_args(fill)
     fill.set_defaults(func=_cache_features)
 
+
+def _register_cache(subparsers: argparse._SubParsersAction) -> None:
+    """`msjoe cache report|clean|push|pull`."""
     cache = subparsers.add_parser("cache", help="Inspect, clean, push or pull the CLIP-feature cache.")
     actions = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     report = actions.add_parser("report", help="Entries and size, grouped by CLIP and candidate settings.")
@@ -85,7 +103,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     clean.add_argument("--verify", action="store_true", help="Check every entry and delete corrupt ones.")
     _add_cache_args(clean)
     clean.set_defaults(func=_clean)
-    push = actions.add_parser("push", help="Upload the cache folder to a Hub dataset repo.")
+    push = actions.add_parser(
+        "push", help="Upload the cache folder to a Hub dataset repo (entries name videos by file name only)."
+    )
     push.add_argument("repo_id")
     push.add_argument("--private", action="store_true", help="Create the repo as private.")
     push.add_argument("--token", default=None, help="Hub token (default: the logged-in one / HF_TOKEN).")
@@ -258,6 +278,16 @@ def _cache_one(item: VideoItem, scorer, cache, settings: dict[str, Any]) -> str:
     return "skipped" if features.cache_status == "hit" else "cached"
 
 
+def process_share(items: list[VideoItem], process_index: int, num_processes: int) -> list[VideoItem]:
+    """The videos process `process_index` of `num_processes` caches: every `num_processes`-th, from its index.
+
+    Round-robin rather than contiguous chunks: inputs are sorted by path, so long videos often sit together (one
+    folder per source); striding spreads them over every process. Every process computes the same sorted list, so
+    the shares are disjoint and cover it, and a rerun with another process count still skips what is cached.
+    """
+    return items[process_index::num_processes]
+
+
 def _cache_features(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -272,6 +302,7 @@ def _fill(args: argparse.Namespace, datasets_cache: str) -> int:
     from accelerate.utils import gather_object
 
     from ..clip_scoring import MSJoECLIPScorer
+    from ..feature_cache import MSJoEFeatureCache
     from ..video_io import VideoDecodeError
 
     # On a machine (or a `--device cpu` run) without CUDA, `cpu=True` makes launched processes join a gloo group
@@ -279,7 +310,7 @@ def _fill(args: argparse.Namespace, datasets_cache: str) -> int:
     state = PartialState(cpu=not torch.cuda.is_available() or str(args.device or "").startswith("cpu"))
     settings = resolve_settings(args)
     items = collect_videos(args.inputs, args.split, args.video_column, datasets_cache)
-    cache = _cache(args)
+    cache = MSJoEFeatureCache(args.cache_dir, fingerprint=args.fingerprint)
     scorer = MSJoECLIPScorer(
         settings["clip_model_name"],
         settings["clip_pretrained"],
@@ -288,18 +319,18 @@ def _fill(args: argparse.Namespace, datasets_cache: str) -> int:
     )
     counts = {"cached": 0, "skipped": 0, "failed": 0}
     failures: list[str] = []
-    with state.split_between_processes(list(range(len(items)))) as shard:
-        progress = logging.tqdm(
-            shard, desc=f"cache-features [{state.process_index + 1}/{state.num_processes}]", unit="video",
-            position=state.local_process_index,
-        )  # fmt: skip
-        for index in progress:
-            try:
-                counts[_cache_one(items[index], scorer, cache, settings)] += 1
-            except (VideoDecodeError, ValueError, OSError) as err:
-                counts["failed"] += 1
-                failures.append(str(err) if items[index].label in str(err) else f"{items[index].label}: {err}")
-                logger.warning(f"Skipping {items[index].label}: {err}")
+    share = process_share(items, state.process_index, state.num_processes)
+    progress = logging.tqdm(
+        share, desc=f"cache-features [{state.process_index + 1}/{state.num_processes}]", unit="video",
+        position=state.local_process_index,
+    )  # fmt: skip
+    for item in progress:
+        try:
+            counts[_cache_one(item, scorer, cache, settings)] += 1
+        except (VideoDecodeError, ValueError, OSError) as err:
+            counts["failed"] += 1
+            failures.append(str(err) if item.label in str(err) else f"{item.label}: {err}")
+            logger.warning(f"Skipping {item.label}: {err}")
     results = gather_object([{"counts": counts, "failures": failures}])
     state.wait_for_everyone()
     if not state.is_main_process:
@@ -315,7 +346,7 @@ def _summarise(
     failures = [f for r in results for f in r["failures"]]
     summary = {
         "videos": num_videos, **total, "failures": failures, "cache_dir": cache.root, "settings": settings,
-        "processes": processes, "per_process": [r["counts"] for r in results],
+        "fingerprint": cache.fingerprint_mode, "processes": processes, "per_process": [r["counts"] for r in results],
     }  # fmt: skip
     if args.push_to_hub:
         from ..feature_cache import push_feature_cache
