@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 
 import pytest
@@ -193,7 +194,8 @@ def test_frame_indices_are_the_frames_shown_at_the_timestamps():
 def test_stream_start_is_taken_out_of_the_times_the_mllm_reads():
     qwen3 = _processor("qwen3_vl")
     at_zero = qwen3.build_inputs(["q"], [FRAMES], [STAMPS], [INFO], max_pixels=4096)
-    shifted = qwen3.build_inputs(["q"], [FRAMES], [STAMPS + 2.0], [INFO], max_pixels=4096, begin_seconds=[2.0])
+    late_start = dataclasses.replace(INFO, begin_seconds=2.0)  # what `VideoReader.info` reports for such a stream
+    shifted = qwen3.build_inputs(["q"], [FRAMES], [STAMPS + 2.0], [late_start], max_pixels=4096)
     assert torch.equal(at_zero["input_ids"], shifted["input_ids"])  # "<15.0 seconds>", not "<17.0 seconds>"
 
 

@@ -290,3 +290,14 @@ def test_bytes_are_labelled_by_length_and_sampled_fingerprint_not_a_full_hash(sh
     small = open_video(Path(short_video).read_bytes())  # <= 16 MiB: hashed whole, still labelled by length
     assert small.label.startswith(f"<bytes: {os.path.getsize(short_video)} B, sha256:")
     assert cache.fingerprint(small) == fingerprint_video(short_video)
+
+
+def test_a_late_starting_stream_reports_its_start_in_the_info(tmp_path):
+    # a stream whose first frame is shown at 1.5 s: frame indices (processor metadata) must count from there
+    path = tmp_path / "late.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=2", "-output_ts_offset", "1.5", str(path))
+    reader = open_video(str(path))
+    assert reader.info.begin_seconds == pytest.approx(1.5, abs=0.05)
+    assert reader.begin_seconds == reader.info.begin_seconds
+    first = reader.frames_at([reader.info.begin_seconds])
+    assert torch.equal(first, reader.frames_at([0.0]))  # times before the start clamp to the first frame

@@ -103,18 +103,15 @@ class MSJoEVideoQAPipelineMixin:
         max_new_tokens: int,
         generation_kwargs: Mapping[str, Any] | None = None,
         generation_config: GenerationConfig | None = None,
-        begin_seconds: Sequence[float] | None = None,
     ) -> tuple[list[torch.Tensor], list[int]]:
         """One MLLM turn for a batch of rows (greedy unless `generation_kwargs` / `generation_config` say otherwise).
 
         Rows are grouped by frame count and size (some families need it). Returns each row's completion ids
         `(C_i,)` on the CPU, cut after the first end-of-sequence token, and its prompt length in tokens (visual
         tokens included). The trainer's rollout passes its sampling `generation_config` (a copy gets the budget).
-        `begin_seconds`: each row's stream start (`VideoReader.begin_seconds`), see `MSJoEProcessor.build_inputs`.
         """
         processor = self._require_processor()
         gen_kwargs, eos_ids = self._generation_kwargs(max_new_tokens, generation_kwargs, generation_config)
-        begins = [0.0] * len(prompts) if begin_seconds is None else list(begin_seconds)
         groups: dict[tuple[int, ...], list[int]] = {}
         for row, row_frames in enumerate(frames):
             groups.setdefault(tuple(row_frames.shape), []).append(row)
@@ -123,7 +120,7 @@ class MSJoEVideoQAPipelineMixin:
         for rows in groups.values():
             inputs = processor.build_inputs(
                 [prompts[r] for r in rows], [frames[r] for r in rows], [timestamps[r] for r in rows],
-                [videos[r] for r in rows], max_pixels=max_pixels, begin_seconds=[begins[r] for r in rows],
+                [videos[r] for r in rows], max_pixels=max_pixels,
             )  # fmt: skip
             inputs = inputs.to(self.device)
             # pixels follow the MLLM's dtype; other floats (e.g. Qwen2.5-VL's second_per_grid_ts) keep fp32 precision
@@ -147,12 +144,11 @@ class MSJoEVideoQAPipelineMixin:
         max_pixels: int,
         max_new_tokens: int,
         generation_kwargs: Mapping[str, Any] | None = None,
-        begin_seconds: Sequence[float] | None = None,
     ) -> list[str]:
         """One MLLM turn for a batch of rows, as texts (special tokens removed); see `generate_completions`."""
         completions, _ = self.generate_completions(
             prompts, frames, timestamps, videos, max_pixels=max_pixels, max_new_tokens=max_new_tokens,
-            generation_kwargs=generation_kwargs, begin_seconds=begin_seconds,
+            generation_kwargs=generation_kwargs,
         )  # fmt: skip
         tokenizer = self._require_processor().tokenizer
         return [tokenizer.decode(ids, skip_special_tokens=True) for ids in completions]
@@ -191,7 +187,6 @@ class MSJoEVideoQAPipelineMixin:
             texts = self.generate_texts(
                 prompts, previews, stamps, [r.info for r in readers], max_pixels=self.config.preview_max_pixels,
                 max_new_tokens=self.config.query_max_new_tokens, generation_kwargs=generation_kwargs,
-                begin_seconds=[r.begin_seconds for r in readers],
             )  # fmt: skip
         for out, text, ts in zip(outputs, texts, stamps):
             out.query_turn_text, out.preview_timestamps = text, ts
@@ -443,7 +438,7 @@ class MSJoEVideoQAPipelineMixin:
             texts = self.generate_texts(
                 prompts, key_frames, [o.key_frame_timestamps for o in outputs], [r.info for r in readers],
                 max_pixels=self.config.key_frame_max_pixels, max_new_tokens=self.config.answer_max_new_tokens,
-                generation_kwargs=generation_kwargs, begin_seconds=[r.begin_seconds for r in readers],
+                generation_kwargs=generation_kwargs,
             )  # fmt: skip
         for out, text, opts in zip(outputs, texts, lettered):
             parsed = parse_answer(text, [o.letter for o in opts])

@@ -192,8 +192,6 @@ class MSJoEProcessor(PushToHubMixin):
         timestamps: Sequence[torch.Tensor],
         videos: Sequence[VideoInfo],
         max_pixels: int,
-        *,
-        begin_seconds: Sequence[float] | None = None,
     ) -> BatchFeature:
         """Tokenised chat prompts with their frames, left-padded, ready for `mllm.generate` or a forward.
 
@@ -201,10 +199,9 @@ class MSJoEProcessor(PushToHubMixin):
             prompts: user texts, one per row.
             frames: uint8 `(N_i, 3, H, W)` per row (rows of one batch should share N for LLaVA-style models).
             timestamps: `(N_i,)` seconds of those frames on the video stream's clock (as `VideoReader` takes them).
-            videos: the source video of each row (fps and length, for `VideoMetadata`).
+            videos: the source video of each row (fps, length and stream start, for `VideoMetadata`: frame indices
+                and the times the MLLM reads count from the stream's first frame).
             max_pixels: per-frame pixel budget (preview or key frames).
-            begin_seconds: each row's stream start (`VideoReader.begin_seconds`; default 0), so that frame indices
-                and the times the MLLM reads count from the first frame.
         """
         texts = [
             self.mllm_processor.apply_chat_template(
@@ -216,8 +213,7 @@ class MSJoEProcessor(PushToHubMixin):
         if num_frames == 0:
             return self.mllm_processor(text=texts, padding=True, padding_side="left", return_tensors="pt")
         if self.frames_as_video:
-            begins = [0.0] * len(frames) if begin_seconds is None else begin_seconds
-            metadata = [self._metadata(*row) for row in zip(videos, timestamps, frames, begins)]
+            metadata = [self._metadata(*row) for row in zip(videos, timestamps, frames)]
             return self.mllm_processor(
                 text=texts,
                 videos=list(frames),
@@ -237,11 +233,9 @@ class MSJoEProcessor(PushToHubMixin):
         )
 
     @staticmethod
-    def _metadata(
-        info: VideoInfo, timestamps: torch.Tensor, frames: torch.Tensor, begin_seconds: float = 0.0
-    ) -> VideoMetadata:
+    def _metadata(info: VideoInfo, timestamps: torch.Tensor, frames: torch.Tensor) -> VideoMetadata:
         """The frames' source positions: families print their times or derive the sampling rate from them."""
-        indices = frame_indices(timestamps, info.average_fps, info.num_frames, begin_seconds)
+        indices = frame_indices(timestamps, info.average_fps, info.num_frames, info.begin_seconds)
         return VideoMetadata(
             total_num_frames=info.num_frames,
             fps=info.average_fps,

@@ -58,6 +58,7 @@ class VideoInfo:
     num_frames: int
     width: int
     height: int
+    begin_seconds: float = 0.0  # when the stream's first frame is shown (timestamps are on the stream's clock)
 
 
 def _source_label(source: Any, bytes_fingerprint: str | None = None) -> str:
@@ -194,7 +195,8 @@ class VideoReader:
                 f"{num_frames} frames). Pass a video with at least one frame."
             )
         fps = meta.average_fps or num_frames / duration
-        return VideoInfo(self.label, float(duration), float(fps), int(num_frames), int(meta.width), int(meta.height))
+        begin = float(meta.begin_stream_seconds or 0.0)
+        return VideoInfo(self.label, float(duration), float(fps), int(num_frames), int(meta.width), int(meta.height), begin)
 
     @property
     def content_source(self) -> str | bytes | VideoDecoder:
@@ -239,7 +241,7 @@ class VideoReader:
 
     @property
     def begin_seconds(self) -> float:
-        return float(self._decoders[None].metadata.begin_stream_seconds or 0.0)
+        return self.info.begin_seconds
 
     def _decoder_for(self, size: tuple[int, int] | None) -> VideoDecoder:
         """A decoder that resizes inside FFmpeg to `size`; foreign decoders are reused at native size."""
