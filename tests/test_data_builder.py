@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -180,15 +181,26 @@ def test_a_question_file_without_questions_says_so(raw, tmp_path, name, content)
 
 
 def test_the_citation_has_one_home(raw, tmp_path):
-    """The builder's DatasetInfo and the card both use data.citation.MSJOE_CITATION; no other copy in data/."""
+    """The builder, both cards and the metric render `transformers_msjoe.citation.MSJOE_CITATION`; no other copy."""
+    import evaluate
+
+    import transformers_msjoe
+    from transformers_msjoe import MSJoEConfig
     from transformers_msjoe.data import MSJOE_CITATION, render_dataset_card
+    from transformers_msjoe.metrics import MSJOE_ACCURACY_PATH
+    from transformers_msjoe.model_card import render_model_card
+    from transformers_msjoe.tiny_models import build_tiny_mllm
 
     assert LongVideoQA(data_dir=str(raw), cache_dir=str(tmp_path / "cache")).info.citation == MSJOE_CITATION
     assert MSJOE_CITATION in str(render_dataset_card(None))
-    package = os.path.dirname(builder_module.__file__)
-    holders = []
-    for name in sorted(os.listdir(package)):
-        path = os.path.join(package, name)
-        if os.path.isfile(path) and "@inproceedings{tan2026msjoe" in open(path, encoding="utf-8").read():
-            holders.append(name)
+    mllm, _ = build_tiny_mllm("qwen2_5_vl")
+    assert MSJOE_CITATION in str(
+        render_model_card(MSJoEConfig(mllm_config=mllm.config), repo_id="me/m", sampler_params=1)
+    )
+    assert evaluate.load(MSJOE_ACCURACY_PATH).citation == MSJOE_CITATION
+    holders = [
+        path.name
+        for path in Path(transformers_msjoe.__file__).parent.rglob("*")
+        if path.is_file() and path.suffix in (".py", ".md") and "@inproceedings{tan2026msjoe" in path.read_text("utf-8")
+    ]
     assert holders == ["citation.py"]

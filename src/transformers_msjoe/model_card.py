@@ -6,6 +6,7 @@ import os
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from .citation import MSJOE_CITATION
 from .configuration_msjoe import MSJoEConfig
 
 __all__ = ["render_model_card"]
@@ -47,14 +48,7 @@ Install with `pip install transformers-msjoe`. CLIP weights are loaded from open
 ## Citation
 
 ```bibtex
-@inproceedings{tan2026msjoe,
-  title     = {MSJoE: Jointly Evolving MLLM and Sampler for Efficient Long-Form Video Understanding},
-  author    = {Tan, Wenhui and Yu, Xiaoyi and Li, Jiaze and Chen, Yijing and Ju, Jianzhong and Luo, Zhenbo and Song, Ruihua and Luan, Jian},
-  booktitle = {CVPR},
-  year      = {2026},
-  eprint    = {2602.22932},
-  archivePrefix = {arXiv}
-}
+{{ citation }}
 ```
 """
 
@@ -94,4 +88,5 @@ def render_model_card(config: MSJoEConfig, *, repo_id: str, sampler_params: int)
         key_pixels=config.key_frame_max_pixels,
         selection=config.selection,
         selection_mode=config.sampler_selection_mode,
+        citation=MSJOE_CITATION,
     )

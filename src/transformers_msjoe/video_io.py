@@ -196,7 +196,9 @@ class VideoReader:
             )
         fps = meta.average_fps or num_frames / duration
         begin = float(meta.begin_stream_seconds or 0.0)
-        return VideoInfo(self.label, float(duration), float(fps), int(num_frames), int(meta.width), int(meta.height), begin)
+        return VideoInfo(
+            self.label, float(duration), float(fps), int(num_frames), int(meta.width), int(meta.height), begin
+        )
 
     @property
     def content_source(self) -> str | bytes | VideoDecoder:

@@ -7,6 +7,7 @@
 See docs/dataset.md.
 """
 
+from ..citation import MSJOE_CITATION
 from .builder import (
     BuildReport,
     LongVideoQA,
@@ -15,7 +16,6 @@ from .builder import (
     recover_interrupted_build,
 )
 from .card import render_dataset_card, write_dataset_card
-from .citation import MSJOE_CITATION
 from .converters import available_formats, convert_llava_video_mcq, read_records
 from .difficulty import DifficultyReport, DifficultySettings, label_difficulty, model_weights_identity
 from .filtering import FilterCriteria, FilterReport, PruneReport, filter_dataset, prune_unreferenced

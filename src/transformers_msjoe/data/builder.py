@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass, field
 import datasets
 from transformers.utils import logging
 
+from ..citation import MSJOE_CITATION
 from .card import write_dataset_card
-from .citation import MSJOE_CITATION
 from .converters import read_records
 from .qa_files import QA_SUFFIXES, QAFileError, RawRecord, default_source
 from .schema import DATA_DIR, LONGVIDEO_QA_FEATURES, VIDEOS_SUBDIR

@@ -18,7 +18,7 @@ from datasets import DatasetInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from .citation import MSJOE_CITATION
+from ..citation import MSJOE_CITATION
 from .schema import DATA_DIR, LONGVIDEO_QA_FEATURES, METADATA_FILENAME, STATE_DIR
 from .writer import atomic_write, list_splits, read_json, read_metadata
 

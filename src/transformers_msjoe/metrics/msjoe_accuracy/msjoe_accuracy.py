@@ -17,6 +17,8 @@ import math
 import datasets
 import evaluate
 
+from transformers_msjoe.citation import MSJOE_CITATION
+
 _DESCRIPTION = "Multiple-choice accuracy overall, by question type and by video-duration bucket (MSJoE)."
 _KWARGS_DESCRIPTION = """
 Args:
@@ -30,10 +32,7 @@ Returns:
     accuracy (`float`), count (`int`), unanswered (`int`), and when the matching inputs are given
     accuracy_by_type / count_by_type and accuracy_by_duration / count_by_duration (`dict[str, float | int]`).
 """
-_CITATION = """@inproceedings{tan2026msjoe,
-  title={MSJoE: Jointly Evolving MLLM and Sampler for Efficient Long-Form Video Understanding},
-  author={Tan, Wenhui and Yu, Xiaoyi and Li, Jiaze and Chen, Yijing and Ju, Jianzhong and Luo, Zhenbo and Song, Ruihua and Luan, Jian},
-  booktitle={CVPR}, year={2026}}"""
+_CITATION = MSJOE_CITATION
 
 DEFAULT_DURATION_EDGES = (180.0, 900.0, 1800.0)
 UNKNOWN = "unknown"

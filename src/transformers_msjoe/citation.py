@@ -1,7 +1,8 @@
 """The one copy of the paper's BibTeX entry, for every place that cites it.
 
-Dependency-free on purpose (no `datasets`, no torch) so that any module can import the string; the dataset
-card renders it (`card_template.md`) and the `datasets` builder reports it (`LongVideoQA._info`).
+Dependency-free on purpose (no `datasets`, no torch) so that any module can import the string: the model card
+(`model_card.py`), the dataset card (`data/card_template.md`), the `datasets` builder (`LongVideoQA._info`) and the
+`msjoe_accuracy` metric all render this one entry.
 """
 
 from __future__ import annotations
