@@ -10,7 +10,7 @@ import pytest
 
 from transformers_msjoe.cli.main import main
 from transformers_msjoe.data import build_longvideo_qa, write_dataset_card
-from transformers_msjoe.data.writer import atomic_write, read_metadata, write_metadata
+from transformers_msjoe.data.writer import read_metadata, write_metadata
 
 
 @pytest.fixture
@@ -46,24 +46,6 @@ def test_metadata_and_card_are_fsynced_before_the_rename(built, io_events):
     assert _fsynced_before_replace(io_events, built / "README.md")
     assert ("fsync", str(built)) in io_events  # the folder too, so the rename survives a power loss
     assert [r["id"] for r in read_metadata(built, "train")] == ["a-0", "a-1"]
-
-
-def test_a_failed_atomic_write_leaves_the_old_file_and_no_temp_file(tmp_path):
-    path = tmp_path / "qa.jsonl"
-    path.write_text("old\n")
-    with pytest.raises(RuntimeError), atomic_write(path) as handle:
-        handle.write("half")
-        raise RuntimeError("killed mid-write")
-    assert path.read_text() == "old\n" and os.listdir(tmp_path) == ["qa.jsonl"]
-    with atomic_write(path) as handle:
-        handle.write("new\n")
-    assert path.read_text() == "new\n" and oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def test_convert_out_is_written_atomically(longvideo_corpus, tmp_path, monkeypatch):

@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -49,6 +48,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 from transformers.utils import logging
 
+from .atomic_files import atomic_write
 from .fingerprints import FileState, Fingerprint, file_state, fingerprint_video
 
 logger = logging.get_logger(__name__)
@@ -78,20 +78,6 @@ HUB_METADATA_DIR = os.path.join(".cache", "huggingface")  # the bookkeeping `sna
 # ------------------------------------------------------------------------------------------ helpers
 def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _new_file_mode() -> int:
-    """`0o666` less the process umask: the mode `open()` gives a new file (`mkstemp` always uses 0600)."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0)  # no /proc (not Linux): read the umask by setting it, and put it straight back
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _public_label(label: str) -> str:
@@ -310,24 +296,9 @@ class MSJoEFeatureCache:
         }
         payload = safetensors_save({"timestamps": timestamps, "embeddings": embeddings}, metadata=metadata)
         path = self.path_for(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self._write_atomic(path, payload)
+        with atomic_write(path, binary=True, temp_suffix=TEMP_SUFFIX) as handle:
+            handle.write(payload)
         return path
-
-    def _write_atomic(self, path: str, payload: bytes) -> None:
-        """Write `payload` to a hidden temp file next to `path`, fsync it, then `os.replace` it onto `path`."""
-        name = os.path.basename(path)[: -len(ENTRY_SUFFIX)]
-        fd, temp_path = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=os.path.dirname(path))
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), _new_file_mode())  # mkstemp's 0600 would hide entries from the team
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp_path, path)  # atomic: readers see the old entry, no entry, or this one, never a part
-        except BaseException:
-            self._remove(temp_path)
-            raise
 
     def scrub_local_paths(self) -> int:
         """Rewrite entries whose "video" metadata holds a folder (written before it was reduced to the file name)
@@ -340,7 +311,8 @@ class MSJoEFeatureCache:
             if _public_label(label) == label:
                 continue
             before, (metadata, tensors) = os.stat(path), _parse_entry(_read_file(path)[0])
-            self._write_atomic(path, safetensors_save(tensors, metadata={**metadata, "video": _public_label(label)}))
+            with atomic_write(path, binary=True, temp_suffix=TEMP_SUFFIX) as handle:
+                handle.write(safetensors_save(tensors, metadata={**metadata, "video": _public_label(label)}))
             os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
             rewritten += 1
         return rewritten

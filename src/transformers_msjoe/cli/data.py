@@ -110,9 +110,9 @@ def _register_convert(commands: argparse._SubParsersAction) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from ..atomic_files import atomic_write
     from ..data import read_records
     from ..data.validation import CONVERSION_PROBLEMS_FIELD
-    from ..data.writer import atomic_write
 
     records = read_records(args.input, args.format)
     with atomic_write(args.out) as handle:  # a crash never leaves a truncated jsonl that would build fewer rows

@@ -18,9 +18,10 @@ from datasets import DatasetInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from ..atomic_files import atomic_write
 from ..citation import MSJOE_CITATION
 from .schema import DATA_DIR, LONGVIDEO_QA_FEATURES, METADATA_FILENAME, STATE_DIR
-from .writer import atomic_write, list_splits, read_json, read_metadata
+from .writer import list_splits, read_json, read_metadata
 
 __all__ = [
     "DEFAULT_REPO_ID",
@@ -165,7 +166,7 @@ def write_dataset_card(root: str | os.PathLike, *, repo_id: str = DEFAULT_REPO_I
 
 
 def save_card(card: DatasetCard, path: str | os.PathLike) -> None:
-    """`card.save(path)`, but atomic and durable (`writer.atomic_write`): a crash never leaves a truncated card,
+    """`card.save(path)`, but atomic and durable (`atomic_files.atomic_write`): a crash never leaves a truncated card,
     which would drop the YAML `configs` that `load_dataset` needs."""
     with atomic_write(path) as handle:
         handle.write(str(card))  # what DatasetCard.save writes (UTF-8, no newline translation)

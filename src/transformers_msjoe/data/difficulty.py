@@ -42,12 +42,12 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
+from ..atomic_files import atomic_write
 from ..video_io import VideoDecodeError, VideoReader
 from .card import write_dataset_card
 from .schema import lettered_options, split_dir
 from .writer import (
     append_provenance,
-    atomic_write,
     folder_lock,
     list_splits,
     next_report_path,

@@ -22,7 +22,7 @@ PUSH_IGNORE_PATTERNS = [
     f"{STATE_DIR}/difficulty/**",
     f"{STATE_DIR}/reports/**",
     f"{STATE_DIR}/{LOCK_FILENAME}",
-    "*.tmp",  # left by an interrupted atomic write (`writer.atomic_write`), at the top level or below
+    "*.tmp",  # left by an interrupted atomic write (`atomic_files.atomic_write`), at the top level or below
     "**/*.tmp",
 ]
 

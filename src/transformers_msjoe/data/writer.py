@@ -1,6 +1,6 @@
 """Writing and reading the Hub layout (see `schema` for the tree): metadata parquet, videos, state files.
 
-Every write that replaces a file goes through `atomic_write` (a temporary file in the same folder, fsync'ed,
+Every write that replaces a file goes through `atomic_files.atomic_write` (a temporary file in the same folder, fsync'ed,
 then `os.replace`d), and a new folder is built next to its destination and renamed into place, so a crash or a
 power loss never leaves a half-written file under the final name.
 
@@ -15,18 +15,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
+from ..atomic_files import atomic_write
 from .schema import (
     DATA_DIR,
     METADATA_FEATURES,
@@ -40,7 +40,6 @@ __all__ = [
     "LayoutError",
     "LayoutReport",
     "append_provenance",
-    "atomic_write",
     "folder_lock",
     "list_splits",
     "next_report_path",
@@ -101,49 +100,6 @@ def next_report_path(root: str | os.PathLike, stem: str) -> str:
     while os.path.exists(path := state_path(root, REPORTS_DIR, f"{stem}-{number}.json")):
         number += 1
     return path
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, *, binary: bool = False) -> Iterator[IO]:
-    """Yield a handle on a temporary file next to `path`; on success it is fsync'ed and renamed onto `path`.
-
-    Why each step: the temporary file lives in the same folder so `os.replace` is an atomic rename (readers see
-    the old file or the new one, never a part); the fsync before the rename makes sure a power loss cannot leave
-    the new name pointing at data still in the page cache (an empty or truncated file); the folder is fsync'ed
-    after it so the rename itself survives. On an error the temporary file is removed and `path` is untouched.
-    Text mode writes UTF-8 with no newline translation.
-    """
-    path = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 (less the umask) like open(); mkstemp's 0600 would hide the file from the rest of a team
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: str) -> None:
-    """Persist a rename in `folder` (POSIX; a no-op where folders cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a folder; the file itself is already durable
-    finally:
-        os.close(fd)
 
 
 def write_json_atomic(path: str, payload: Any) -> None:
