@@ -5,7 +5,7 @@ frames once with METHOD in this fresh process and prints one JSON line (seconds,
 that each method's peak memory is its own. `--fps` / `--cap` default to `MSJoEConfig`'s `candidate_fps` /
 `max_candidate_frames`. Decoding is CPU-only, as in the pipeline (torchcodec's CPU decoder), and every method
 decodes with one FFmpeg thread, the pipeline's default (`VideoReader(num_ffmpeg_threads=1)`). The peak RSS is
-the peak while the method runs (reset before it, see `memory.reset_peak_rss`).
+the peak while the method runs (reset before it, see `_common.reset_peak_rss`).
 
 Methods (all return the candidate frames as one uint8 tensor (T, 3, H, W)):
   ours              MSJoE: `open_video` + `plan_candidates(..., "exact")` + `VideoReader.iter_frames_at` batches
@@ -28,8 +28,7 @@ import json
 import time
 
 import torch
-from _common import current_rss_mib, peak_rss_mib
-from memory import peak_rss_since_reset_mib, reset_peak_rss
+from _common import current_rss_mib, peak_rss_mib, peak_rss_since_reset_mib, reset_peak_rss
 from torchcodec.decoders import Demuxer, VideoDecoder
 
 from transformers_msjoe.configuration_msjoe import MSJoEConfig

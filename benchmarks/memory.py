@@ -25,30 +25,22 @@ import argparse
 import json
 import time
 
-from _common import current_rss_mib, load_note, parser, peak_rss_mib, run_isolated, setup, verdict, video
+from _common import (
+    current_rss_mib,
+    load_note,
+    parser,
+    peak_rss_mib,
+    peak_rss_since_reset_mib,
+    reset_peak_rss,
+    run_isolated,
+    setup,
+    verdict,
+    video,
+)
 
 PREPARE = "prepare"  # `--worker prepare`: only save the tiny models, so that no measured run pays for it
 QUESTION = "What colour is the square that appears in the middle of the video?"
 OPTIONS = ["A. red", "B. blue", "C. yellow", "D. green"]
-
-
-def reset_peak_rss() -> bool:
-    """Reset this process's peak RSS to its current RSS (Linux >= 4.0); `False` where that is not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_since_reset_mib() -> float:
-    """Peak RSS (`VmHWM`) since the last `reset_peak_rss()`, or since the process started."""
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (this measurement needs Linux)")
 
 
 def worker(args: argparse.Namespace) -> None:
