@@ -19,7 +19,8 @@ from trl.trainer.utils import nanstd
 from transformers_msjoe import MSJoEForVideoQA
 from transformers_msjoe.grpo_config import LOSS_AGGREGATION
 from transformers_msjoe.grpo_rollout import WithVisualInputs, draw_log_probs, pad_similarities
-from transformers_msjoe.grpo_trainer import TRAINING_ARGS_FILE, TURNS, group_advantages
+from transformers_msjoe.grpo_trainer import TRAINING_ARGS_FILE, TURNS
+from transformers_msjoe.rewards import group_advantages
 from transformers_msjoe.synthetic_video import make_synthetic_video
 
 

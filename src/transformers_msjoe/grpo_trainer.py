@@ -65,51 +65,19 @@ from .model_card import render_model_card
 from .modeling_msjoe import MSJoEForVideoQA
 from .rewards import (
     QA_COLUMNS,
-    accuracy_reward,
     answer_is_correct,
     check_qa_row,
+    default_reward_funcs,
     difficulty_aware_advantage,
-    format_reward,
-    make_informativeness_reward,
+    group_advantages,
 )
 
 logger = logging.get_logger(__name__)
 
-__all__ = ["MSJoEGRPOTrainer", "default_reward_funcs", "group_advantages"]
+__all__ = ["MSJoEGRPOTrainer"]
 
 TRAINING_ARGS_FILE = "training_args.json"  # the training arguments, saved with every checkpoint (JSON, no pickle)
 _ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
-
-
-def default_reward_funcs(args: MSJoEGRPOConfig) -> list[Callable[..., list[float | None]]]:
-    """The paper's three rewards (§2.2): accuracy, format, informativeness (weights come from `args`)."""
-    info = make_informativeness_reward(args.info_threshold, args.info_normalization, args.info_softmax_scale)
-    return [accuracy_reward, format_reward, info]
-
-
-def group_advantages(
-    rewards_per_func: torch.Tensor, reward_weights: torch.Tensor, num_generations: int, scale_rewards: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """GRPO advantages `(N,)` of the weighted reward sum, normalised per group of `num_generations` (paper §2.3:
-    A_i = (r_i - mean) / std) following `scale_rewards`; rows whose rewards are all NaN get advantage 0.
-
-    Copied from TRL 1.16's `_generate_and_score_completions` (`multi_objective_aggregation="sum_then_normalize"`,
-    inline there, so it cannot be called); tests/test_grpo_trainer.py::test_group_advantages_match_trl runs TRL's
-    own source on random rewards against this. Returns the advantages, the summed rewards `(N,)` and the std used.
-    """
-    unscorable = torch.isnan(rewards_per_func).all(dim=1)
-    rewards = (rewards_per_func * reward_weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)  # (N,)
-    rewards[unscorable] = torch.nan
-    grouped = rewards.view(-1, num_generations)  # (N / G, G)
-    mean = torch.nanmean(grouped, dim=1).repeat_interleave(num_generations, dim=0)
-    if scale_rewards == "batch":
-        std = nanstd(rewards).expand_as(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
-    else:
-        std = nanstd(grouped, dim=1).repeat_interleave(num_generations, dim=0)
-    advantages = rewards - mean
-    if scale_rewards != "none":
-        advantages = advantages / (std + 1e-4)
-    return torch.nan_to_num(advantages, nan=0.0), rewards, std
 
 
 class MarkSamplerTrained(TrainerCallback):

@@ -6,18 +6,23 @@ entry per completion, and expects one float (or `None`: "not applicable") per co
 unweighted values in [0, 1]; the weights (0.8 / 0.1 / 0.1 by default) are TRL's `reward_weights`.
 
 Parsing reuses `prompts.py`, the one home of the output tags, so the rewards check exactly what the prompts ask.
-The sampler's difficulty-aware advantage of stage 1 ("DR") lives here too: it is reward shaping.
+The advantages live here too: GRPO's group-normalised one and the sampler's difficulty-aware one of stage 1
+("DR"), which is reward shaping.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from trl.trainer.utils import nanstd
 
 from .prompts import letter_options, parse_answer, parse_queries
+
+if TYPE_CHECKING:
+    from .grpo_config import MSJoEGRPOConfig
 
 __all__ = [
     "QA_COLUMNS",
@@ -25,8 +30,10 @@ __all__ = [
     "answer_is_correct",
     "check_qa_row",
     "completion_text",
+    "default_reward_funcs",
     "difficulty_aware_advantage",
     "format_reward",
+    "group_advantages",
     "informativeness_reward",
     "make_informativeness_reward",
     "query_peak_ratios",
@@ -217,3 +224,34 @@ def difficulty_aware_advantage(correct: torch.Tensor, pass_rate: torch.Tensor, c
         positive = torch.where(c > 0, 1.0 / c.clamp_min(1e-12), torch.full_like(c, math.inf))
         negative = torch.where(c < 1, -1.0 / (1.0 - c).clamp_min(1e-12), torch.full_like(c, -math.inf))
     return torch.where(correct.bool(), positive, negative).clamp(-cap, cap).to(torch.float32)
+
+
+def default_reward_funcs(args: MSJoEGRPOConfig) -> list[RewardFunc]:
+    """The paper's three rewards (§2.2): accuracy, format, informativeness (weights come from `args`)."""
+    info = make_informativeness_reward(args.info_threshold, args.info_normalization, args.info_softmax_scale)
+    return [accuracy_reward, format_reward, info]
+
+
+def group_advantages(
+    rewards_per_func: torch.Tensor, reward_weights: torch.Tensor, num_generations: int, scale_rewards: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GRPO advantages `(N,)` of the weighted reward sum, normalised per group of `num_generations` (paper §2.3:
+    A_i = (r_i - mean) / std) following `scale_rewards`; rows whose rewards are all NaN get advantage 0.
+
+    Copied from TRL 1.16's `_generate_and_score_completions` (`multi_objective_aggregation="sum_then_normalize"`,
+    inline there, so it cannot be called); tests/test_grpo_trainer.py::test_group_advantages_match_trl runs TRL's
+    own source on random rewards against this. Returns the advantages, the summed rewards `(N,)` and the std used.
+    """
+    unscorable = torch.isnan(rewards_per_func).all(dim=1)
+    rewards = (rewards_per_func * reward_weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)  # (N,)
+    rewards[unscorable] = torch.nan
+    grouped = rewards.view(-1, num_generations)  # (N / G, G)
+    mean = torch.nanmean(grouped, dim=1).repeat_interleave(num_generations, dim=0)
+    if scale_rewards == "batch":
+        std = nanstd(rewards).expand_as(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
+    else:
+        std = nanstd(grouped, dim=1).repeat_interleave(num_generations, dim=0)
+    advantages = rewards - mean
+    if scale_rewards != "none":
+        advantages = advantages / (std + 1e-4)
+    return torch.nan_to_num(advantages, nan=0.0), rewards, std

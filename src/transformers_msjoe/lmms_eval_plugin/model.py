@@ -12,14 +12,12 @@ the option letter, which every official scorer reads. Work is split across proce
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 import torch
@@ -35,6 +33,7 @@ from ..modeling_msjoe import MSJoEForVideoQA
 from ..modeling_outputs import MSJoEVideoQAOutput
 from ..selection import available_selectors, build_selector, parse_selection_options
 from .benchmarks import MSJOE_OPTIONS, MSJOE_QUESTION
+from .provenance import clip_provenance, package_versions, sampler_weights, text_sha256
 
 logger = logging.get_logger(__name__)
 
@@ -60,17 +59,6 @@ CONFIG_ARGS = tuple(
 PADDING_FLAG = "__padding_only__"
 SELECTION_OPTION_PREFIX = "selection."  # `selection.temperature=0.5` -> selector option `temperature`
 _DTYPES = ("auto", "bfloat16", "float16", "float32")
-# recorded in `model_info["versions"]`: key -> distribution name
-_VERSIONED_PACKAGES = {
-    "torch": "torch",
-    "transformers": "transformers",
-    "open_clip": "open_clip_torch",
-    "torchcodec": "torchcodec",
-    "transformers_msjoe": "transformers-msjoe",
-    "lmms_eval": "lmms-eval",
-}
-# the weights files a sampler folder (`MSJoEFrameSampler.save_pretrained`) or Hub repo may hold
-_SAMPLER_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
 @dataclass
@@ -85,94 +73,6 @@ class _Row:
     question: str
     options: list[str]
     sampling: dict[str, Any] | None  # generate() sampling arguments from the task, None = greedy
-
-
-def _sha256(text: str | None) -> str | None:
-    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _package_versions() -> dict[str, str | None]:
-    """Installed versions of the packages a score depends on (`None`: not installed); torch's with its build tag
-    (`2.14.1+cu130`), which the package metadata drops."""
-    versions: dict[str, str | None] = {}
-    for key, distribution in _VERSIONED_PACKAGES.items():
-        try:
-            versions[key] = metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            versions[key] = None
-    versions["torch"] = torch.__version__
-    return versions
-
-
-def _sampler_weights(sampler: str) -> dict[str, Any]:
-    """`sampler=`'s weights: the sha256 of each weights file, and the Hub commit for a Hub id (cache only, offline).
-
-    A folder is identified by its files' hashes (a path says nothing about what was in it); a Hub id also by the
-    commit its cached files came from.
-    """
-    from huggingface_hub import try_to_load_from_cache
-
-    if os.path.isdir(sampler):
-        files = {name: os.path.join(sampler, name) for name in sorted(os.listdir(sampler))}
-        files = {n: p for n, p in files.items() if n.endswith((".safetensors", ".bin")) and os.path.isfile(p)}
-        return {"sampler_revision": None, "sampler_weights_sha256": {n: _file_sha256(p) for n, p in files.items()}}
-    for name in _SAMPLER_WEIGHTS:
-        cached = try_to_load_from_cache(sampler, name)
-        if isinstance(cached, str):
-            return {
-                "sampler_revision": resolved_commit_hash(sampler, filename=name),
-                "sampler_weights_sha256": {name: _file_sha256(cached)},
-            }
-    return {"sampler_revision": None, "sampler_weights_sha256": None}
-
-
-def _clip_provenance(clip_model_name: str, clip_pretrained: str | None) -> dict[str, Any]:
-    """Which Hub repo the CLIP weights come from and its commit, from the local Hub cache only (never the network).
-
-    Built-in open_clip tags (`ViT-L-14/openai`) are downloaded by open_clip from the repo in its pretrained table
-    (`get_pretrained_cfg(...)["hf_hub"]`, e.g. `timm/vit_large_patch14_clip_224.openai/`), so the tag alone does not
-    pin the weights. `clip_revision_note` says why `clip_revision` is `None` when it is.
-    """
-    repo, files, note = None, (), None
-    if clip_model_name.startswith("hf-hub:"):
-        repo, files = clip_model_name.removeprefix("hf-hub:"), ("open_clip_config.json",)
-    elif clip_model_name.startswith("local-dir:"):
-        note = "a local open_clip folder: no Hub commit"
-    elif not clip_pretrained:
-        note = "no pretrained tag: random weights"
-    elif os.path.isfile(clip_pretrained):
-        note = f"weights file {clip_pretrained}: no Hub commit"
-    else:
-        import open_clip
-        from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
-
-        cfg = open_clip.get_pretrained_cfg(clip_model_name, clip_pretrained)
-        hub = cfg.get("hf_hub", "")
-        if hub:
-            repo, filename = os.path.split(hub)  # "org/repo/" (open_clip's default file names) or "org/repo/file"
-            # open_clip tries a .safetensors twin of the file first
-            if not filename:
-                files = (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
-            elif filename.endswith((".bin", ".pth")):
-                files = (filename[:-4] + ".safetensors", filename)
-            else:
-                files = (filename,)
-        elif cfg.get("url"):
-            note = f"downloaded by open_clip from {cfg['url']}: no Hub commit"
-        else:
-            note = f"{clip_pretrained!r} is not an open_clip pretrained tag of {clip_model_name}"
-    revision = next(filter(None, (resolved_commit_hash(repo, filename=f) for f in files)), None) if repo else None
-    if repo and revision is None:
-        note = f"{repo} is not in the local Hub cache (weights loaded from elsewhere, or not loaded yet)"
-    return {"clip_hub_repo": repo, "clip_revision": revision, "clip_revision_note": note}
 
 
 def _coerce_config_arg(name: str, value: Any) -> Any:
@@ -404,9 +304,9 @@ class MSJoELmmsEvalModel(lmms):
         mllm_name = config.mllm_config._name_or_path or None
         in_memory = sampler_source == "in-memory model"
         model_revision = None if in_memory else resolved_commit_hash(source, revision=revision)
-        sampler_weights: dict[str, Any] = {"sampler_revision": None, "sampler_weights_sha256": None}
+        weights: dict[str, Any] = {"sampler_revision": None, "sampler_weights_sha256": None}
         if sampler_source not in ("checkpoint", "untrained", "in-memory model"):  # a `sampler=` folder or Hub id
-            sampler_weights = _sampler_weights(sampler_source)
+            weights = sampler_weights(sampler_source)
         return {
             "model_name": self.model_name,
             "model": source,
@@ -416,7 +316,7 @@ class MSJoELmmsEvalModel(lmms):
             "mllm_model_type": config.mllm_config.model_type,
             "clip": config.clip,
             "sampler": sampler_source,
-            **sampler_weights,
+            **weights,
             "sampler_is_trained": config.sampler_is_trained,
             "selection": self.selection,
             "selection_options": self.selection_options,
@@ -433,11 +333,11 @@ class MSJoELmmsEvalModel(lmms):
             "query_max_new_tokens": config.query_max_new_tokens,
             "answer_max_new_tokens": config.answer_max_new_tokens,
             "frames_as_video": None if processor is None else processor.frames_as_video,
-            "prompt_templates_sha256": _sha256(templates),
-            "chat_template_sha256": _sha256(chat_template),
+            "prompt_templates_sha256": text_sha256(templates),
+            "chat_template_sha256": text_sha256(chat_template),
             "seed": self.seed,
             "dtype": str(self.model.dtype).removeprefix("torch."),
-            "versions": _package_versions(),
+            "versions": package_versions(),
         }
 
     # ------------------------------------------------------------------ what lmms-eval reads
@@ -475,7 +375,7 @@ class MSJoELmmsEvalModel(lmms):
         """
         return {
             **self._model_info,
-            **_clip_provenance(self._config.clip_model_name, self._config.clip_pretrained),
+            **clip_provenance(self._config.clip_model_name, self._config.clip_pretrained),
             "batch_size": self.batch_size,
             "world_size": self.world_size,
         }
