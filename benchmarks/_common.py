@@ -115,21 +115,22 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def peak_rss_since_reset_mib() -> float:
-    """Peak RSS (`VmHWM`) since the last `reset_peak_rss()`, or since the process started."""
+def _proc_status_mib(field: str) -> float:
+    """A memory field of /proc/self/status (reported in KiB), in MiB."""
     with open("/proc/self/status") as handle:
         for line in handle:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (this measurement needs Linux)")
+    raise RuntimeError(f"no {field} in /proc/self/status (this measurement needs Linux)")
+
+
+def peak_rss_since_reset_mib() -> float:
+    """Peak RSS (`VmHWM`) since the last `reset_peak_rss()`, or since the process started."""
+    return _proc_status_mib("VmHWM")
 
 
 def current_rss_mib() -> float:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status (this measurement needs Linux)")
+    return _proc_status_mib("VmRSS")
 
 
 def run_isolated(script: str, *args: str) -> dict:

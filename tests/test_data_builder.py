@@ -186,7 +186,8 @@ def test_the_citation_has_one_home(raw, tmp_path):
 
     import transformers_msjoe
     from transformers_msjoe import MSJoEConfig
-    from transformers_msjoe.data import MSJOE_CITATION, render_dataset_card
+    from transformers_msjoe.citation import MSJOE_CITATION
+    from transformers_msjoe.data import render_dataset_card
     from transformers_msjoe.metrics import MSJOE_ACCURACY_PATH
     from transformers_msjoe.model_card import render_model_card
     from transformers_msjoe.tiny_models import build_tiny_mllm

@@ -67,6 +67,8 @@ def test_valid_rows_are_normalised(rows, videos):
         ({"options": ["A. red", "C. blue"]}, "bad_options"),
         ({"options": ["A. red", "blue"]}, "bad_options"),
         ({"options": ["red", "Red", "blue", "green"]}, "duplicate_options"),
+        # the same text to an answer key ("red." would match both): compared as `_same_text` compares keys
+        ({"options": ["red", "red.", "blue", "green"]}, "duplicate_options"),
         ({"options": ["A. Lincoln", "G. Washington"]}, "bad_options"),  # looks lettered, but not A, B: ambiguous
         ({"pass_rate": 1.5}, "bad_pass_rate"),
         ({"duration": 600}, "duration_mismatch"),

@@ -419,7 +419,7 @@ def test_old_turn_log_probs_match_a_plain_forward(make_grpo_trainer, grpo_qa_row
         turns = batch[f"{turn}_turns"]
         assert len({t.shape_key for t in turns}) == 2  # the two video sizes
         forwards.clear()
-        scored = trainer._turn_log_probs(turns, reference=False, max_pixels=trainer._turn_pixel_budget(turn))
+        scored = trainer._turn_log_probs(turns, kinds=("old",), max_pixels=trainer._turn_pixel_budget(turn))["old"]
         assert forwards == [2, 1, 1]  # 3 wide turns in forwards of <= 2 rows, then the tall one
         with torch.no_grad():
             for t, log_p in zip(turns, scored):
@@ -427,7 +427,7 @@ def test_old_turn_log_probs_match_a_plain_forward(make_grpo_trainer, grpo_qa_row
     gather = trainer.accelerator.gather
     monkeypatch.setattr(trainer.accelerator, "gather", lambda t: torch.cat([gather(t), gather(t) + 2]))  # 5 forwards
     forwards.clear()
-    again = trainer._turn_log_probs(turns, reference=False, max_pixels=trainer._turn_pixel_budget(turn))
+    again = trainer._turn_log_probs(turns, kinds=("old",), max_pixels=trainer._turn_pixel_budget(turn))["old"]
     assert forwards == [2, 1, 1, 1, 1] and all(torch.equal(a, b) for a, b in zip(again, scored))
 
 

@@ -524,7 +524,7 @@ def push_feature_cache(
     """
     from huggingface_hub import HfApi
 
-    from .hub_utils import require_hub_token
+    from .hub_utils import require_hub_token, upload_folder_to_repo
 
     cache = cache or MSJoEFeatureCache()
     token = require_hub_token(token, action=f"pushing the feature cache to {repo_id!r}")
@@ -536,13 +536,12 @@ def push_feature_cache(
     scrubbed = cache.scrub_local_paths()  # entries of older versions named the video's whole local path
     if scrubbed:
         logger.info(f"Removed local folder names from {scrubbed} entries before pushing them.")
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True).repo_id
-    commit = api.upload_folder(
-        repo_id=repo_id, repo_type="dataset", folder_path=cache.root, allow_patterns=[f"??/*{ENTRY_SUFFIX}"],
+    commit = upload_folder_to_repo(
+        cache.root, repo_id, repo_type="dataset", private=private, token=token,
         commit_message=commit_message or f"Upload {len(entries)} MSJoE feature cache entries",
+        allow_patterns=[f"??/*{ENTRY_SUFFIX}"],
     )  # fmt: skip
-    api.upload_file(
+    HfApi(token=token).upload_file(
         path_or_fileobj=_card(cache, repo_id).encode(), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset",
         commit_message="Describe the MSJoE feature cache",
     )  # fmt: skip

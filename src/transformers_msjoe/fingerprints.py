@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Literal, NamedTuple
 
 import torch
 
-__all__ = ["FileState", "Fingerprint", "file_state", "fingerprint_module", "fingerprint_video"]
+__all__ = [
+    "FileState",
+    "Fingerprint",
+    "file_sha256",
+    "file_state",
+    "files_state_digest",
+    "fingerprint_module",
+    "fingerprint_video",
+]
 
 Fingerprint = Literal["sampled", "full"]
 ReadAt = Callable[[int, int], bytes]  # (offset, length) -> the bytes there
@@ -91,6 +99,26 @@ def fingerprint_video(source: str | os.PathLike | bytes | bytearray | memoryview
             return handle.read(length)
 
         return _fingerprint(read_at, os.fstat(handle.fileno()).st_size, mode)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 hex of every byte of any file (weights, videos), read in chunks."""
+    return fingerprint_video(path, "full").removeprefix("sha256:")
+
+
+def files_state_digest(paths: Iterable[str], *, relative_to: str | None = None) -> str:
+    """A short digest of each file's name, size and mtime (symlinks followed, e.g. a Hub snapshot's blobs).
+
+    Changes whenever a file is added, removed, replaced or edited, without reading gigabytes of content: what a
+    cache key over a folder of videos or weights needs. Names are relative to `relative_to` when given, so that
+    the digest survives moving the folder.
+    """
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = os.stat(path)
+        name = os.path.relpath(path, relative_to) if relative_to is not None else path
+        digest.update(f"{name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def fingerprint_module(module: torch.nn.Module) -> str:

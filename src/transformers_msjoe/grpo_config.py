@@ -270,9 +270,7 @@ class MSJoEGRPOConfig(GRPOConfig):
         never reports (the first evaluation would then crash); an explicit `loss` is refused with the fix."""
         needs_metric = self.load_best_model_at_end or SchedulerType(self.lr_scheduler_type) in _METRIC_SCHEDULERS
         if needs_metric and self.metric_for_best_model is None:
-            self.metric_for_best_model = DEFAULT_BEST_MODEL_METRIC
-            if self.greater_is_better is None:
-                self.greater_is_better = True
+            self.metric_for_best_model = DEFAULT_BEST_MODEL_METRIC  # transformers then sets greater_is_better=True
         elif self.metric_for_best_model in ("loss", "eval_loss"):
             raise ValueError(
                 f"`metric_for_best_model`={self.metric_for_best_model!r}: MSJoE's evaluation reports accuracies, no "

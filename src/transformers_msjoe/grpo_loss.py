@@ -266,26 +266,26 @@ class MSJoEGRPOLossMixin(GRPOTrainer):
 
     def _add_turn_log_probs(self, batch: dict[str, Any], rows: list[RolloutRow], valid: torch.Tensor) -> None:
         """Per-token log-probs of each turn under the rollout policy (`old`, when `_needs_old_log_probs`) and the
-        reference (`beta > 0`, LoRA disabled), with the turn's frames."""
-        needs_old = self._needs_old_log_probs()
-        if not needs_old and self.beta == 0.0:
+        reference (`ref`, `beta > 0`, LoRA disabled), with the turn's frames."""
+        kinds = tuple(k for k, wanted in (("old", self._needs_old_log_probs()), ("ref", self.beta != 0.0)) if wanted)
+        if not kinds:
             return
         indices = valid.nonzero().flatten().tolist()
         for turn in TURNS:
             turns = [getattr(rows[i], turn) for i in indices]
-            for kind, wanted in (("old", needs_old), ("ref", self.beta != 0.0)):
-                if wanted:
-                    values: list[torch.Tensor | None] = [None] * len(rows)
-                    log_probs = self._turn_log_probs(
-                        turns, reference=kind == "ref", max_pixels=self._turn_pixel_budget(turn)
-                    )
-                    for i, value in zip(indices, log_probs):
-                        values[i] = value
-                    batch[f"{turn}_{kind}_logps"] = values
+            by_kind = self._turn_log_probs(turns, kinds=kinds, max_pixels=self._turn_pixel_budget(turn))
+            for kind, log_probs in by_kind.items():
+                values: list[torch.Tensor | None] = [None] * len(rows)
+                for i, value in zip(indices, log_probs):
+                    values[i] = value
+                batch[f"{turn}_{kind}_logps"] = values
 
     @torch.no_grad()
-    def _turn_log_probs(self, turns: list[Turn], *, reference: bool, max_pixels: int) -> list[torch.Tensor]:
-        """`(C_i,)` log-probs of each turn's completion, in forwards of at most the per-device batch size.
+    def _turn_log_probs(
+        self, turns: list[Turn], *, kinds: tuple[str, ...], max_pixels: int
+    ) -> dict[str, list[torch.Tensor]]:
+        """`(C_i,)` log-probs of each turn's completion for each of `kinds` (`"old"`: the current policy, `"ref"`:
+        LoRA disabled), in forwards of at most the per-device batch size; each batch of frames is built once.
 
         Turns of one frame shape share a forward (as in `_mllm_loss`), and every process runs the same number of
         forwards, the largest over processes, with a frameless placeholder turn where it has none left: a process
@@ -296,25 +296,26 @@ class MSJoEGRPOLossMixin(GRPOTrainer):
         pieces = [group[s : s + size] for group in group_by_shape(turns) for s in range(0, len(group), size)]
         count = torch.tensor([len(pieces)], device=self.accelerator.device)
         num_forwards = int(self.accelerator.gather(count).max())
-        out: list[torch.Tensor] = [torch.empty(0)] * len(turns)
+        out: dict[str, list[torch.Tensor]] = {kind: [torch.empty(0)] * len(turns) for kind in kinds}
         for j in range(num_forwards):
             members = pieces[j] if j < len(pieces) else []
             chunk = [turns[i] for i in members] or [placeholder_turn(max_pixels)]
-            inputs = self._turn_batch(chunk)
+            inputs = self._turn_batch(chunk)  # frames resized and patched once for every kind
             ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)  # (B, P + C)
             mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
             model = WithVisualInputs(self.model, inputs["visual_inputs"])
-            adapter = (
-                use_adapter(self.accelerator.unwrap_model(self.model), adapter_name=None)
-                if reference
-                else contextlib.nullcontext()
-            )
-            with adapter:
-                logps, _, _ = self._get_per_token_logps_and_entropies(
-                    model, ids, mask, inputs["completion_ids"].shape[1]
-                )  # (B, C)
-            for row, i in enumerate(members):
-                out[i] = logps[row, : len(turns[i].completion_ids)].cpu()
+            for kind in kinds:
+                adapter = (
+                    use_adapter(self.accelerator.unwrap_model(self.model), adapter_name=None)
+                    if kind == "ref"
+                    else contextlib.nullcontext()
+                )
+                with adapter:
+                    logps, _, _ = self._get_per_token_logps_and_entropies(
+                        model, ids, mask, inputs["completion_ids"].shape[1]
+                    )  # (B, C)
+                for row, i in enumerate(members):
+                    out[kind][i] = logps[row, : len(turns[i].completion_ids)].cpu()
         return out
 
     # ------------------------------------------------------------------ TRL 1.16 methods, observed inside `_trl_turn_loss`

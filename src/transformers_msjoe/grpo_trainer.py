@@ -225,14 +225,11 @@ class MSJoEGRPOTrainer(MSJoEGRPOLossMixin, GRPOTrainer):
         An optimizer passed in `optimizers=(optimizer, scheduler)` is used as given (never regrouped); it must then
         hold the sampler's trainable parameters, which both stages train.
         """
-        user_optimizer = self.optimizer is not None and not any(
-            group.get("msjoe_sampler") for group in self.optimizer.param_groups
-        )
-        if user_optimizer:
-            self._check_optimizer_trains_the_sampler(self.optimizer)
+        if self.optimizer is not None:  # the user's (checked, never regrouped), or ours from an earlier call
+            if not any(group.get("msjoe_sampler") for group in self.optimizer.param_groups):
+                self._check_optimizer_trains_the_sampler(self.optimizer)
+            return super().create_optimizer(model)
         optimizer = super().create_optimizer(model)
-        if user_optimizer or any(group.get("msjoe_sampler") for group in optimizer.param_groups):
-            return optimizer
         decay, no_decay = [], []
         for module in self.trained_sampler().modules():
             for name, param in module.named_parameters(recurse=False):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from huggingface_hub import get_token, hf_hub_download, try_to_load_from_cache
-from huggingface_hub.errors import EntryNotFoundError, RemoteEntryNotFoundError
+from huggingface_hub.errors import EntryNotFoundError, HFValidationError, RemoteEntryNotFoundError
 
 __all__ = [
     "HUB_KWARGS",
@@ -70,13 +70,17 @@ def find_optional_file(
 def resolved_commit_hash(
     name_or_path: str | os.PathLike, *, revision: str | None = None, filename: str = "config.json"
 ) -> str | None:
-    """The Hub commit whose files were loaded (read from the local cache, no network); `None` for folders.
+    """The Hub commit whose files were loaded (read from the local cache, no network); `None` for folders, names
+    that are no repo id (e.g. a path that does not exist) and repos not in the cache.
 
     `filename` is a file the loader fetched (open_clip repos may have no `config.json`: `open_clip_config.json`).
     """
     if not name_or_path or os.path.isdir(name_or_path):
         return None
-    cached = try_to_load_from_cache(str(name_or_path), filename, revision=revision)
+    try:
+        cached = try_to_load_from_cache(str(name_or_path), filename, revision=revision)
+    except HFValidationError:
+        return None
     if not isinstance(cached, str):
         return None
     parts = os.path.normpath(cached).split(os.sep)
@@ -98,21 +102,25 @@ def upload_folder_to_repo(
     folder: str | os.PathLike,
     repo_id: str,
     *,
+    repo_type: str = "model",
     private: bool | None = None,
     token: str | bool | None = None,
     commit_message: str | None = None,
     **commit: Any,
 ) -> Any:
-    """Create the model repo if needed and upload `folder` as one commit (what `push_to_hub` ends with).
+    """Create the repo if needed and upload `folder` as one commit: the end of every push (model, built dataset,
+    feature cache).
 
-    `commit` takes `upload_folder`'s other commit options (`commit_description`, `revision`, `create_pr`).
+    `commit` takes `upload_folder`'s other options (`commit_description`, `revision`, `create_pr`,
+    `allow_patterns`, `ignore_patterns`).
     """
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    repo_id = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True).repo_id
     return api.upload_folder(
         repo_id=repo_id,
+        repo_type=repo_type,
         folder_path=os.fspath(folder),
         commit_message=commit_message or "Upload MSJoE model",
         **commit,

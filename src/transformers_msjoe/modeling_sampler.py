@@ -38,6 +38,7 @@ logger = logging.get_logger(__name__)
 __all__ = [
     "MSJoEFrameSampler",
     "SampledFrames",
+    "choose_frames",
     "clamp_budget",
     "frame_log_prob",
     "sample_frames",
@@ -214,13 +215,7 @@ class MSJoEFrameSampler(MSJoEFramePreTrainedModel):
 
         `draw_order` is the drawing order, or for top-K the frames by decreasing logit (the greedy draw).
         """
-        logits = self(_one_video(similarity)).detach()  # (T,)
-        if mode == "sample":
-            return sample_frames(logits, num_key_frames, generator=generator)
-        if mode != "topk":
-            raise ValueError(f"`mode` must be 'topk' or 'sample', got {mode!r}.")
-        indices = topk_frames(logits, num_key_frames)  # (K,) ascending
-        return SampledFrames(indices=indices, draw_order=indices[logits[indices].argsort(descending=True)])
+        return choose_frames(self(_one_video(similarity)).detach(), num_key_frames, mode=mode, generator=generator)
 
     def log_prob(
         self,
@@ -232,6 +227,23 @@ class MSJoEFrameSampler(MSJoEFramePreTrainedModel):
         """Differentiable log-probability that this sampler selects `indices` `(K,)` for one video's similarity
         `(Q, T)` (paper §3.5, see `frame_log_prob`); for `"plackett_luce"` pass `indices` in draw order."""
         return frame_log_prob(self(_one_video(similarity)), indices, form=form)
+
+
+def choose_frames(
+    logits: torch.Tensor,
+    num_key_frames: int,
+    *,
+    mode: Literal["topk", "sample"] = "topk",
+    generator: torch.Generator | None = None,
+) -> SampledFrames:
+    """K frames from one video's logits `(T,)`: top-K in time order (inference) or K Gumbel top-K draws without
+    replacement (training). For top-K, `draw_order` is the greedy draw: the frames by decreasing logit."""
+    if mode == "sample":
+        return sample_frames(logits, num_key_frames, generator=generator)
+    if mode != "topk":
+        raise ValueError(f"`mode` must be 'topk' or 'sample', got {mode!r}.")
+    indices = topk_frames(logits, num_key_frames)  # (K,) ascending
+    return SampledFrames(indices=indices, draw_order=indices[logits[indices].argsort(descending=True)])
 
 
 def _one_video(similarity: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from transformers.utils import logging
 from .frame_features import CandidateFeatures, extract_candidate_features, plan_video_candidates
 from .modeling_outputs import MSJoEVideoQAOutput, timed
 from .prompts import LetteredOption, letter_options, parse_answer, parse_queries
-from .selection import FrameSelection, FrameSelector, build_selector
+from .selection import FrameSelection, FrameSelector, build_selector, check_budget
 from .video_io import VideoInfo, VideoInput, VideoReader, open_video, plan_uniform_timestamps
 
 if TYPE_CHECKING:
@@ -220,11 +220,7 @@ class MSJoEVideoQAPipelineMixin:
             if not isinstance(question, str) or not question.strip():
                 raise ValueError(f"The question must be a non-empty string, got {question!r}.")
         k = self.config.num_key_frames if num_key_frames is None else num_key_frames
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(
-                f"`num_key_frames` must be a positive integer, got {k!r}; pass e.g. 32, or None for the config's "
-                f"{self.config.num_key_frames}."
-            )
+        check_budget(k, "`num_key_frames`", f"; pass e.g. 32, or None for the config's {self.config.num_key_frames}")
         return k
 
     def _build_selector(self, selection: str | None, selection_options: Mapping[str, Any] | None) -> FrameSelector:

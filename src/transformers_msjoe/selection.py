@@ -43,9 +43,9 @@ import torch
 
 from .modeling_sampler import (
     MSJoEFrameSampler,
+    choose_frames,
     clamp_budget,
     sample_frames,
-    topk_frames,
 )
 from .video_io import plan_uniform_timestamps
 
@@ -121,12 +121,12 @@ def available_selectors() -> list[str]:
     return sorted(_SELECTORS)
 
 
-def check_selection_name(name: str, *, field: str = "selection") -> None:
+def check_selection_name(name: str) -> None:
     """Raise a clear error for a strategy name nobody registered (`MSJoEForVideoQA` checks its config with this,
     so a typo fails when the model is built, not at the first `answer()`)."""
     if name not in _SELECTORS:
         raise ValueError(
-            f"Unknown frame selection {name!r} (`{field}`); choose one of {available_selectors()}, or register your "
+            f"Unknown frame selection {name!r} (`selection`); choose one of {available_selectors()}, or register your "
             "own strategy with `register_selector` before building the model."
         )
 
@@ -245,9 +245,10 @@ def _top_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
     return torch.sort(scores, descending=True, stable=True).indices[:k]
 
 
-def _check_budget(k: int) -> None:
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"The key-frame budget K must be a positive integer, got {k!r}.")
+def check_budget(k: int, what: str = "The key-frame budget K", fix: str = "") -> None:
+    """The one rule for K: a positive integer (`True` is no budget)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"{what} must be a positive integer, got {k!r}{fix}.")
 
 
 def _in_time_order(indices: torch.Tensor) -> torch.Tensor:
@@ -277,7 +278,7 @@ class UniformSelector(FrameSelector):
         *,
         generator: torch.Generator | None = None,
     ) -> FrameSelection:
-        _check_budget(k)
+        check_budget(k)
         k = clamp_budget(k, num_candidates)
         # the same bin centres as uniform timestamps, on the candidate-index axis
         indices = plan_uniform_timestamps(num_candidates, k).floor().long()  # (K,)
@@ -324,7 +325,7 @@ class _SimilaritySelector(FrameSelector):
 
     def _scores(self, similarity: torch.Tensor | None, num_candidates: int, k: int) -> tuple[torch.Tensor, int]:
         """Validated combined relevance `(T,)` and the budget clamped to the number of candidates."""
-        _check_budget(k)
+        check_budget(k)
         scores = combine_queries(similarity, num_candidates, self.query_reduction, self.name)
         return scores, clamp_budget(k, num_candidates)
 
@@ -577,14 +578,11 @@ class MSJoESamplerSelector(FrameSelector):
         generator: torch.Generator | None = None,
     ) -> FrameSelection:
         similarity = _checked_similarity(similarity, num_candidates, self.name)  # (Q, T)
-        _check_budget(k)
+        check_budget(k)
         _check_generator(generator, self.name)
         param = next(self.sampler.parameters())
         logits = self.sampler(similarity.to(device=param.device, dtype=param.dtype))  # (T,)
         weights = torch.softmax(logits.detach().float(), dim=-1).cpu()
-        if self.mode == "topk":
-            return FrameSelection(indices=topk_frames(logits.detach(), k).cpu(), weights=weights, logits=logits)
-        drawn = sample_frames(logits, k, generator=generator)
-        return FrameSelection(
-            indices=drawn.indices.cpu(), weights=weights, logits=logits, draw_order=drawn.draw_order.cpu()
-        )
+        drawn = choose_frames(logits.detach(), k, mode=self.mode, generator=generator)
+        draw_order = drawn.draw_order.cpu() if self.mode == "sample" else None  # only stochastic draws have one
+        return FrameSelection(indices=drawn.indices.cpu(), weights=weights, logits=logits, draw_order=draw_order)

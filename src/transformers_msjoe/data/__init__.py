@@ -7,7 +7,6 @@
 See docs/dataset.md.
 """
 
-from ..citation import MSJOE_CITATION
 from .builder import (
     BuildReport,
     LongVideoQA,
@@ -28,7 +27,6 @@ from .writer import LayoutError, verify_layout
 __all__ = [
     "LONGVIDEO_QA_FEATURES",
     "METADATA_FEATURES",
-    "MSJOE_CITATION",
     "BuildReport",
     "DifficultyReport",
     "DifficultySettings",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import posixpath
@@ -29,6 +28,7 @@ import datasets
 from transformers.utils import logging
 
 from ..citation import MSJOE_CITATION
+from ..fingerprints import files_state_digest
 from .card import write_dataset_card
 from .converters import read_records
 from .qa_files import QA_SUFFIXES, QAFileError, RawRecord, default_source
@@ -72,16 +72,8 @@ def find_qa_file(data_dir: str) -> str:
 
 def _corpus_fingerprint(qa_file: str, videos_dir: str) -> str:
     """Changes whenever the question file or any video changes, so a stale `datasets` cache is never reused."""
-    digest = hashlib.sha256()
-    for folder, dirs, names in [
-        (os.path.dirname(qa_file), [], [os.path.basename(qa_file)]),
-        *sorted(os.walk(videos_dir)),
-    ]:
-        dirs.sort()
-        for name in sorted(names):
-            stat = os.stat(os.path.join(folder, name))
-            digest.update(f"{os.path.join(folder, name)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+    videos = [os.path.join(folder, name) for folder, _, names in sorted(os.walk(videos_dir)) for name in sorted(names)]
+    return files_state_digest([qa_file, *videos])
 
 
 @dataclass

@@ -43,6 +43,8 @@ from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from ..atomic_files import atomic_write
+from ..fingerprints import files_state_digest
+from ..hub_utils import resolved_commit_hash
 from ..video_io import VideoDecodeError, VideoReader
 from .card import write_dataset_card
 from .schema import lettered_options, split_dir
@@ -132,27 +134,15 @@ def model_weights_identity(model: str) -> str | None:
     this after loading the model). Neither (a bare label, a model not in the Hub cache): None.
     """
     if os.path.isdir(model):
-        digest, found = hashlib.sha256(), False
+        files = []
         for folder, dirs, names in os.walk(model):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(names):
-                if name.endswith(_WEIGHT_SUFFIXES) or name in _IDENTITY_NAMES:
-                    path = os.path.join(folder, name)
-                    stat = os.stat(path)  # follows the symlinks of a Hub snapshot to the blobs
-                    digest.update(f"{os.path.relpath(path, model)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-                    found = True
-        return f"local:{digest.hexdigest()[:16]}" if found else None
-    from huggingface_hub import try_to_load_from_cache
-    from huggingface_hub.errors import HFValidationError
-
-    try:
-        cached = try_to_load_from_cache(model, "config.json")
-    except HFValidationError:
-        return None  # not a repo id (e.g. a path that does not exist)
-    if not isinstance(cached, str):
-        return None
-    snapshot = os.path.basename(os.path.dirname(cached))  # .../snapshots/<commit>/config.json
-    return f"hub:{snapshot}"
+            files += [
+                os.path.join(folder, n) for n in sorted(names) if n.endswith(_WEIGHT_SUFFIXES) or n in _IDENTITY_NAMES
+            ]
+        return f"local:{files_state_digest(files, relative_to=model)}" if files else None
+    commit = resolved_commit_hash(model)
+    return None if commit is None else f"hub:{commit}"
 
 
 def _with_model_identity(settings: DifficultySettings) -> DifficultySettings:

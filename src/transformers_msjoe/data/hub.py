@@ -9,7 +9,7 @@ from typing import Any
 import datasets
 from datasets import Video, load_dataset
 
-from ..hub_utils import require_hub_token
+from ..hub_utils import require_hub_token, upload_folder_to_repo
 from .card import write_dataset_card
 from .schema import DATA_DIR, STATE_DIR, check_features
 from .writer import LOCK_FILENAME, LayoutError, folder_lock, list_splits, verify_layout
@@ -22,8 +22,7 @@ PUSH_IGNORE_PATTERNS = [
     f"{STATE_DIR}/difficulty/**",
     f"{STATE_DIR}/reports/**",
     f"{STATE_DIR}/{LOCK_FILENAME}",
-    "*.tmp",  # left by an interrupted atomic write (`atomic_files.atomic_write`), at the top level or below
-    "**/*.tmp",
+    "*.tmp",  # left by an interrupted atomic write (`atomic_files.atomic_write`), at any depth (fnmatch: `*` matches `/`)
 ]
 
 
@@ -85,8 +84,6 @@ def push_longvideo_qa(
 def _push_locked(
     folder: str, repo_id: str, token: str, *, private: bool | None, revision: str | None, commit_message: str | None
 ) -> Any:
-    from huggingface_hub import HfApi
-
     report = verify_layout(folder)
     report.raise_if_broken(f"push {folder!r}")
     if report.unreferenced_files:
@@ -96,9 +93,7 @@ def _push_locked(
             f"`msjoe data prune {shlex.quote(folder)}` (or `transformers_msjoe.data.prune_unreferenced`), then push again."
         )
     write_dataset_card(folder, repo_id=repo_id)
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True).repo_id
-    return api.upload_folder(
-        repo_id=repo_id, folder_path=folder, repo_type="dataset", revision=revision,
+    return upload_folder_to_repo(
+        folder, repo_id, repo_type="dataset", private=private, token=token, revision=revision,
         commit_message=commit_message or "Upload LongVideoQA (msjoe data push)", ignore_patterns=PUSH_IGNORE_PATTERNS,
     )  # fmt: skip

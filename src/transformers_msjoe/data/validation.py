@@ -203,7 +203,7 @@ def _normalize_options(raw: Any, opts: ValidationOptions) -> list[str] | Issue:
             "option_count",
             f"{len(texts)} options; rows need between {opts.min_options} and {opts.max_options} (--min-options/--max-options)",
         )
-    repeated = sorted(t for t, n in Counter(t.casefold() for t in texts).items() if n > 1)
+    repeated = sorted(t for t, n in Counter(_option_key(t) for t in texts).items() if n > 1)
     if repeated:
         return Issue("duplicate_options", f"the same option text appears more than once: {repeated}")
     return texts
@@ -216,13 +216,14 @@ _ANSWER_LETTER = re.compile(
 )
 
 
+def _option_key(text: str) -> str:
+    """An option text as people compare them: case, runs of spaces and a final period do not matter. The one
+    comparison of option texts, so that options unique under it can be matched by an answer key without doubt."""
+    return " ".join(text.casefold().split()).rstrip(".").rstrip()
+
+
 def _same_text(a: str, b: str) -> bool:
-    """Option texts compared as people write them: case, runs of spaces and a final period do not matter."""
-
-    def norm(t: str) -> str:
-        return " ".join(t.casefold().split()).rstrip(".").rstrip()
-
-    return norm(a) == norm(b)
+    return _option_key(a) == _option_key(b)
 
 
 def _normalize_answer(raw: Any, texts: Sequence[str]) -> str | Issue:
@@ -239,7 +240,9 @@ def _normalize_answer(raw: Any, texts: Sequence[str]) -> str | Issue:
     if not isinstance(raw, str):
         return Issue("answer_not_in_options", f"answer {raw!r} is not text: give the option letter (e.g. 'B') or the option's text (numbers are ambiguous: 0- or 1-based?)")  # fmt: skip
     key = raw.strip()
-    by_text = next((i for i, t in enumerate(texts) if _same_text(key, t)), None)  # options are unique (casefold)
+    by_text = next(
+        (i for i, t in enumerate(texts) if _same_text(key, t)), None
+    )  # options are unique under `_option_key`
     match = _ANSWER_LETTER.match(key)
     if match is None:
         if by_text is not None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..fingerprints import file_sha256
 from ..hub_utils import resolved_commit_hash
 
 __all__ = ["clip_provenance", "package_versions", "sampler_weights", "text_sha256"]
@@ -30,14 +31,6 @@ _SAMPLER_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 def text_sha256(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def package_versions() -> dict[str, str | None]:
@@ -64,13 +57,13 @@ def sampler_weights(sampler: str) -> dict[str, Any]:
     if os.path.isdir(sampler):
         files = {name: os.path.join(sampler, name) for name in sorted(os.listdir(sampler))}
         files = {n: p for n, p in files.items() if n.endswith((".safetensors", ".bin")) and os.path.isfile(p)}
-        return {"sampler_revision": None, "sampler_weights_sha256": {n: _file_sha256(p) for n, p in files.items()}}
+        return {"sampler_revision": None, "sampler_weights_sha256": {n: file_sha256(p) for n, p in files.items()}}
     for name in _SAMPLER_WEIGHTS:
         cached = try_to_load_from_cache(sampler, name)
         if isinstance(cached, str):
             return {
                 "sampler_revision": resolved_commit_hash(sampler, filename=name),
-                "sampler_weights_sha256": {name: _file_sha256(cached)},
+                "sampler_weights_sha256": {name: file_sha256(cached)},
             }
     return {"sampler_revision": None, "sampler_weights_sha256": None}
 
